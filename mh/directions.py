@@ -1,0 +1,58 @@
+"""The four scan orders of the grouped Mamba layer (paper §3.3.1, Figure 1, Eq. 5).
+
+A (B, D, H, W) feature map becomes a (B, D, L = H·W) sequence in one of four orders, and the scan's
+output goes back to the grid with the exact inverse:
+
+    "row"            left → right, row after row (row-major)                      paper: x_L
+    "row_reversed"   the row-major sequence backwards: right → left, bottom → top  paper: x_R
+    "col"            top → bottom, column after column (transpose, then flatten)  paper: x_T
+    "col_reversed"   the column-major sequence backwards                          paper: x_B
+
+Which channel group scans in which order differs between the paper and the released code:
+Eq. 5 concatenates (x_L, x_R, x_T, x_B), the released code gives groups 1–4 row, col, row_reversed,
+col_reversed. Both are listed in ``GROUP_ORDERS``; the model takes either by name.
+"""
+from __future__ import annotations
+
+import torch
+
+ORDERS = ("row", "row_reversed", "col", "col_reversed")
+GROUP_ORDERS = {
+    "paper": ("row", "row_reversed", "col", "col_reversed"),
+    "released": ("row", "col", "row_reversed", "col_reversed"),
+}
+
+
+def _check_order(order: str) -> None:
+    if order not in ORDERS:
+        raise ValueError(f"unknown scan order {order!r}; expected one of {ORDERS}")
+
+
+def to_sequence(grid: torch.Tensor, order: str) -> torch.Tensor:
+    """Flatten a (B, D, H, W) map into a (B, D, H·W) sequence in the given scan order."""
+    _check_order(order)
+    if order.startswith("col"):
+        grid = grid.transpose(-2, -1)
+    sequence = grid.flatten(-2)
+    return sequence.flip(-1) if order.endswith("reversed") else sequence
+
+
+def to_grid(sequence: torch.Tensor, order: str, height: int, width: int) -> torch.Tensor:
+    """Inverse of ``to_sequence``: a (B, D, H·W) sequence in ``order`` back to a (B, D, H, W) map."""
+    _check_order(order)
+    if sequence.shape[-1] != height * width:
+        raise ValueError(f"sequence length {sequence.shape[-1]} is not {height}×{width}")
+    if order.endswith("reversed"):
+        sequence = sequence.flip(-1)
+    if order.startswith("col"):
+        return sequence.unflatten(-1, (width, height)).transpose(-2, -1)
+    return sequence.unflatten(-1, (height, width))
+
+
+def visit_order(order: str, height: int, width: int) -> torch.Tensor:
+    """(H, W) integer map: the scan step at which each grid cell is visited (0 = first)."""
+    cells = torch.arange(height * width).view(1, 1, height, width)
+    visited = to_sequence(cells, order)[0, 0]  # the cell index seen at each step
+    steps = torch.empty_like(visited)
+    steps[visited] = torch.arange(height * width)
+    return steps.view(height, width)

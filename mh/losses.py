@@ -1,0 +1,91 @@
+"""The DPSH pairwise objective with quantization (paper §3.5, Eq. 17–18).
+
+    θ_ij = ½ h_iᵀ h_j
+    J₂ = Σ_ij [log(1 + e^θ_ij) − s_ij θ_ij] + η Σ_i ‖h_i − sign(h_i)‖²
+
+s_ij = 1 when images i and j share at least one label (single- and multi-label alike). The pair term is
+computed as log(1 + e^−|θ|) + max(θ, 0) − sθ, which equals log(1 + e^θ) − sθ without ever exponentiating
+a positive number: no overflow for any θ (|θ| ≤ K/2 = 32 for tanh codes of 64 bits).
+
+Two forms:
+    memory bank (released code, default): every batch is compared with the latest codes of all training
+        images, kept detached in a bank U (num_train × K) with their labels; terms are averaged over
+        batch × num_train instead of summed (the paper writes sums; only the scale of η and the learning
+        rate differ). Rows of U not yet filled hold zeros: θ = 0, constant loss, no gradient.
+    in-batch: pairs within the batch only (the textbook DPSH form), averaged over batch².
+The quantization term is averaged over the batch's code elements in both forms, as in the released code.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def as_label_matrix(labels: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
+    """Labels as a (n, num_classes) 0/1 float matrix: accepts class indices (n,) or one/multi-hot (n, c)."""
+    if labels.dim() == 1:
+        if labels.dtype.is_floating_point:
+            raise ValueError("1-D labels must be integer class indices")
+        if num_classes is None:
+            raise ValueError("num_classes is needed to turn class indices into one-hot labels")
+        return F.one_hot(labels.long(), num_classes).float()
+    if labels.dim() != 2:
+        raise ValueError(f"labels must be (n,) class indices or (n, classes) 0/1 vectors; got {tuple(labels.shape)}")
+    return labels.float()
+
+
+def similarity(labels_a: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
+    """s_ij = 1 if rows i of ``labels_a`` and j of ``labels_b`` share ≥ 1 label. (n, c), (m, c) → (n, m)."""
+    dtype = labels_a.dtype if labels_a.is_floating_point() else torch.float32
+    return (labels_a.to(dtype) @ labels_b.to(dtype).t() > 0).to(dtype)
+
+
+def pair_likelihood(theta: torch.Tensor, similar: torch.Tensor) -> torch.Tensor:
+    """−log p(s | θ) = log(1 + e^θ) − sθ per pair (Eq. 17), in the overflow-free form."""
+    return F.softplus(-theta.abs()) + theta.clamp(min=0) - similar * theta
+
+
+def quantization_error(codes: torch.Tensor) -> torch.Tensor:
+    """Mean of (h − sign(h))² over all code elements (the η term of Eq. 18, averaged)."""
+    return (codes - codes.sign()).pow(2).mean()
+
+
+class DPSHLoss(nn.Module):
+    """Eq. 18 as a module. forward(codes (B, K), labels (B,) or (B, C), indices (B,)) → scalar loss.
+
+    Args:
+        num_train: size of the training set (rows of the memory bank).
+        bits: K. num_classes: C.
+        quantization_weight: η (0.01 CIFAR-10, 0.05 NUS-WIDE / ImageNet in the paper).
+        memory_bank: True for the released form, False for in-batch pairs (``indices`` then unused).
+    After each call, ``last_terms`` holds the two terms as floats, for logging.
+    """
+
+    def __init__(self, num_train: int, bits: int, num_classes: int, quantization_weight: float,
+                 memory_bank: bool = True):
+        super().__init__()
+        self.num_classes = num_classes
+        self.quantization_weight = quantization_weight
+        self.memory_bank = memory_bank
+        self.register_buffer("bank_codes", torch.zeros(num_train if memory_bank else 0, bits))
+        self.register_buffer("bank_labels", torch.zeros(num_train if memory_bank else 0, num_classes))
+        self.last_terms: dict[str, float] = {}
+
+    def forward(self, codes: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor | None = None):
+        dtype = torch.promote_types(codes.dtype, torch.float32)  # bf16 codes from autocast → fp32
+        codes = codes.to(dtype)
+        labels = as_label_matrix(labels, self.num_classes).to(codes.device, dtype)
+        if self.memory_bank:
+            if indices is None:
+                raise ValueError("the memory-bank loss needs the training-set indices of the batch")
+            self.bank_codes[indices] = codes.detach().to(self.bank_codes.dtype)
+            self.bank_labels[indices] = labels.to(self.bank_labels.dtype)
+            others, other_labels = self.bank_codes.to(dtype), self.bank_labels.to(dtype)
+        else:
+            others, other_labels = codes, labels
+        theta = 0.5 * codes @ others.t()
+        likelihood = pair_likelihood(theta, similarity(labels, other_labels)).mean()
+        quantization = quantization_error(codes)
+        self.last_terms = {"likelihood": likelihood.item(), "quantization": quantization.item()}
+        return likelihood + self.quantization_weight * quantization

@@ -1,0 +1,122 @@
+"""Loading pretrained weights by name, with a report of what loaded and what did not.
+
+MambaHash keeps GroupMamba's module names (``patch_embed1..4``, ``block1..4``, ``norm1..4``,
+``attn.mamba_g1..4``, ``attn.norm``, ``attn.proj``, ``attn.skip_scale``, ``mlp.fc1/dwconv.dwconv/fc2``), so
+ImageNet GroupMamba-S weights (``groupmamba_small_ema.pth``) load into the backbone directly. Three names
+are this project's own and are translated from the released MambaHash code's:
+``attn.fc``/``attn.conv`` (CIAM) → ``attn.ciam.fc``/``attn.ciam.conv`` and ``feature_module.*`` (AFEM) →
+``afem.*``. GroupMamba has no CIAM, AFEM or hash layer: those stay at their random initialisation.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+_RELEASED_TO_OURS = (
+    (re.compile(r"\.attn\.fc\."), ".attn.ciam.fc."),
+    (re.compile(r"\.attn\.conv\."), ".attn.ciam.conv."),
+    (re.compile(r"^feature_module\.f1\.conv\."), "afem.expand."),
+    (re.compile(r"^feature_module\.dwconv1\.conv\."), "afem.branch1."),
+    (re.compile(r"^feature_module\.dwconv2\.conv\."), "afem.branch3."),
+    (re.compile(r"^feature_module\.dwconv3\.conv\."), "afem.branch5."),
+    (re.compile(r"^feature_module\.f2\.conv\."), "afem.reduce."),
+)
+_NESTING_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema", "module")
+
+
+@dataclass
+class LoadReport:
+    """What ``load_groupmamba_weights`` did. Key lists are sorted; counts are of tensor elements."""
+
+    path: str
+    loaded: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    shape_mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)
+    loaded_parameters: int = 0
+    random_parameters: int = 0
+
+    def __str__(self) -> str:
+        lines = [
+            f"weights from {self.path}:",
+            f"  loaded      {len(self.loaded):5d} keys ({self.loaded_parameters / 1e6:.2f} M parameters)",
+            f"  missing     {len(self.missing):5d} keys, left at random init "
+            f"({self.random_parameters / 1e6:.2f} M parameters)",
+            f"  unexpected  {len(self.unexpected):5d} keys of the file, ignored",
+            f"  mismatched  {len(self.shape_mismatched):5d} keys with a different shape, ignored",
+        ]
+        lines += [f"    {k}: file {tuple(f)} vs model {tuple(m)}" for k, f, m in self.shape_mismatched[:10]]
+        return "\n".join(lines)
+
+
+def read_state_dict(path) -> dict[str, torch.Tensor]:
+    """A flat {name: tensor} dict from a checkpoint file, unwrapping "model"/"state_dict"/… nesting and
+    a DataParallel "module." prefix. Raises FileNotFoundError or ValueError with what was found."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"no weights file at {path!r}; download groupmamba_small_ema.pth from the GroupMamba "
+            "repository (Amshaker/GroupMamba) and pass its local path"
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path!r} is not a PyTorch checkpoint that loads safely: {error}") from error
+    while isinstance(checkpoint, dict):
+        nested = next((k for k in _NESTING_KEYS if isinstance(checkpoint.get(k), dict)), None)
+        if nested is None:
+            break
+        checkpoint = checkpoint[nested]
+    if not isinstance(checkpoint, dict) or not any(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise ValueError(f"{path!r} holds no state dict (found {type(checkpoint).__name__})")
+    tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def to_project_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename the released MambaHash code's CIAM and AFEM keys to this project's (others unchanged)."""
+    renamed = {}
+    for key, value in state_dict.items():
+        for pattern, replacement in _RELEASED_TO_OURS:
+            key = pattern.sub(replacement, key)
+        renamed[key] = value
+    return renamed
+
+
+def load_weights(model: nn.Module, path) -> LoadReport:
+    """Load every key of ``path`` whose name and shape match ``model``; report the rest.
+
+    Raises ValueError when nothing matches (the wrong file, or a model of another architecture), so a
+    run never silently trains from scratch when it was meant to start from pretrained weights.
+    """
+    source = to_project_names(read_state_dict(path))
+    target = model.state_dict()
+    report = LoadReport(path=os.fspath(path))
+    matching = {}
+    for key, value in source.items():
+        if key not in target:
+            report.unexpected.append(key)
+        elif value.shape != target[key].shape:
+            report.shape_mismatched.append((key, tuple(value.shape), tuple(target[key].shape)))
+        else:
+            matching[key] = value
+    if not matching:
+        examples = ", ".join(sorted(source)[:5])
+        raise ValueError(
+            f"none of the {len(source)} keys in {report.path!r} matches the model "
+            f"(first keys: {examples}); is it the right checkpoint for this network?"
+        )
+    model.load_state_dict(matching, strict=False)
+    report.loaded = sorted(matching)
+    report.missing = sorted(set(target) - set(matching))
+    report.unexpected.sort()
+    parameter_names = {name for name, _ in model.named_parameters()}
+    report.loaded_parameters = sum(matching[k].numel() for k in matching if k in parameter_names)
+    report.random_parameters = sum(target[k].numel() for k in report.missing if k in parameter_names)
+    return report
