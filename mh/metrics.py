@@ -1,0 +1,226 @@
+"""Hashing metrics: mAP@topK, precision–recall curves, precision@N, precision within Hamming radius 2.
+
+Convention (written into every results file as ``RANKING_CONVENTION``):
+    * codes are compared by Hamming distance; ranking is by distance, ties broken by database index
+      (a stable sort), so results never depend on the sorting algorithm;
+    * a database item is relevant to a query when they share at least one label;
+    * AP of a query = Σ_k P@k · rel_k / Σ_k rel_k over its top K (K = topk, or the whole database when
+      topk is None); a query with no relevant item in its top K adds AP 0 to the mean;
+    * ``deephash_compat=True`` reproduces DeepHash-pytorch's CalcTopMap with topK = −1, which slices
+      ``[0:-1]`` and so drops the last-ranked database item.
+
+Inputs: codes (n, K) as {−1, +1}, {0, 1} or real values (their sign is taken), numpy or torch; labels
+(n,) class indices or (n, C) 0/1 rows. Everything is vectorised and chunked over queries, so 5,000 queries
+against 200,000 database items fit in memory.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+RANKING_CONVENTION = (
+    "rank by Hamming distance, ties by database index (stable); relevant = shares >= 1 label; "
+    "AP over top-K (K = whole database when topk is None); a query without relevant items in its top-K adds 0"
+)
+DEFAULT_QUERY_CHUNK = 16  # small chunks keep each step's arrays in cache: 1.7× faster than 256
+
+
+def as_sign_codes(codes) -> torch.Tensor:
+    """Codes as a float32 torch tensor of ±1 (n, K). Accepts ±1, 0/1 or real-valued codes (sign taken, 0 → +1)."""
+    codes = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
+    if codes.dim() != 2:
+        raise ValueError(f"codes must be (n, bits); got shape {tuple(codes.shape)}")
+    codes = codes.detach().to("cpu", torch.float32)
+    if bool(((codes == 0) | (codes == 1)).all()):
+        return codes * 2 - 1
+    return torch.where(codes >= 0, 1.0, -1.0)
+
+
+def as_label_rows(labels) -> torch.Tensor:
+    """Labels as a (n, C) float32 0/1 tensor; (n,) class indices become one-hot rows."""
+    labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).cpu()
+    if labels.dim() == 1:
+        return torch.nn.functional.one_hot(labels.long(), int(labels.max()) + 1).float()
+    if labels.dim() != 2:
+        raise ValueError(f"labels must be (n,) or (n, classes); got shape {tuple(labels.shape)}")
+    return labels.float()
+
+
+def _prepare(query_codes, db_codes, query_labels, db_labels, device="cpu"):
+    q, d = as_sign_codes(query_codes), as_sign_codes(db_codes)
+    if q.shape[1] != d.shape[1]:
+        raise ValueError(f"query codes have {q.shape[1]} bits, database codes {d.shape[1]}")
+    ql, dl = as_label_rows(query_labels), as_label_rows(db_labels)
+    width = max(ql.shape[1], dl.shape[1])  # one-hot rows built separately may differ in width
+    ql = torch.nn.functional.pad(ql, (0, width - ql.shape[1]))
+    dl = torch.nn.functional.pad(dl, (0, width - dl.shape[1]))
+    if ql.shape[0] != q.shape[0] or dl.shape[0] != d.shape[0]:
+        raise ValueError("each code needs one label row: "
+                         f"{q.shape[0]} query codes / {ql.shape[0]} labels, {d.shape[0]} database codes / {dl.shape[0]} labels")
+    return q.to(device), d.to(device), ql.to(device), dl.to(device)
+
+
+def hamming_distance_matrix(query_codes: torch.Tensor, db_codes: torch.Tensor) -> torch.Tensor:
+    """(n_q, K) and (n_db, K) ±1 codes → (n_q, n_db) integer Hamming distances, via ½(K − q·dᵀ)."""
+    bits = query_codes.shape[1]
+    return ((bits - query_codes @ db_codes.t()) / 2).round().to(torch.int64)
+
+
+def _pack_rows(rows: torch.Tensor) -> np.ndarray:
+    """(n, W) 0/1 or ±1 rows → (n, ⌈W/64⌉) uint64 bit words (zero padded), for popcount and bitwise AND."""
+    bits = np.packbits(rows.cpu().numpy() > 0, axis=1)
+    padded = np.zeros((bits.shape[0], -(-bits.shape[1] // 8) * 8), dtype=np.uint8)
+    padded[:, :bits.shape[1]] = bits
+    return padded.view(np.uint64)
+
+
+class _Ranking:
+    """Ranks the database for chunks of queries: distances, relevance, and relevance in ranked order.
+
+    On the CPU everything runs on bit-packed codes and labels with numpy (popcount of XOR for Hamming
+    distances, AND for "shares a label", radix argsort of 8/16-bit distances), which is memory-bound and
+    ~7× faster than float matmuls and torch.sort; on a GPU, torch (matmul and a stable torch.sort).
+    """
+
+    def __init__(self, q, d, ql, dl):
+        self.bits, self.n_db, self.on_gpu = q.shape[1], d.shape[0], q.is_cuda
+        if self.on_gpu:
+            self.q, self.d, self.ql, self.dl = q, d, ql, dl
+        else:
+            self.q, self.ql = _pack_rows(q), _pack_rows(ql)
+            # database words stored word-major so each word is one contiguous row
+            self.d, self.dl = np.ascontiguousarray(_pack_rows(d).T), np.ascontiguousarray(_pack_rows(dl).T)
+
+    def distances(self, rows: slice):
+        if self.on_gpu:
+            return hamming_distance_matrix(self.q[rows], self.d)
+        dtype = np.uint8 if self.bits < 256 else np.uint16
+        total = np.zeros((len(self.q[rows]), self.n_db), dtype=dtype)
+        for word in range(self.q.shape[1]):
+            total += np.bitwise_count(self.q[rows, word, None] ^ self.d[word]).astype(dtype, copy=False)
+        return total
+
+    def relevance(self, rows: slice):
+        if self.on_gpu:
+            return self.ql[rows] @ self.dl.t() > 0
+        shared = np.zeros((len(self.ql[rows]), self.n_db), dtype=bool)
+        for word in range(self.ql.shape[1]):
+            shared |= (self.ql[rows, word, None] & self.dl[word]) != 0
+        return shared
+
+    def ranked_relevance(self, rows: slice, depth: int):
+        """Relevance (bool, n_q × depth) of the database items in ranked order (stable: ties by index)."""
+        distances, relevant = self.distances(rows), self.relevance(rows)
+        if self.on_gpu:
+            order = torch.sort(distances, dim=1, stable=True).indices[:, :depth]
+            return relevant.gather(1, order).cpu().numpy()
+        order = np.argsort(distances, axis=1, kind="stable")[:, :depth]
+        return np.take_along_axis(relevant, order, axis=1)
+
+
+def _average_precisions(ranked: np.ndarray) -> np.ndarray:
+    """(n_q, depth) bool relevance in ranked order → (n_q,) AP in float64, touching only the relevant entries."""
+    query, position = np.nonzero(ranked)
+    per_query = np.bincount(query, minlength=ranked.shape[0])
+    first = np.concatenate(([0], np.cumsum(per_query)[:-1]))
+    hits_so_far = np.arange(len(query)) - first[query] + 1
+    precision_sum = np.bincount(query, weights=hits_so_far / (position + 1.0), minlength=ranked.shape[0])
+    return precision_sum / np.maximum(per_query, 1)
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _map_over_chunks(function, n_queries: int, query_chunk: int, parallel: bool) -> list:
+    """``function(slice)`` for each query chunk; on the CPU two chunks at a time (numpy releases the GIL)."""
+    chunks = _chunks(n_queries, query_chunk)
+    if not parallel or len(chunks) == 1:
+        return [function(rows) for rows in chunks]
+    with ThreadPoolExecutor(max_workers=max(1, min(torch.get_num_threads(), 8))) as pool:
+        return list(pool.map(function, chunks))
+
+
+def mean_average_precision(query_codes, db_codes, query_labels, db_labels, topk: int | None = None,
+                           deephash_compat: bool = False, query_chunk: int = DEFAULT_QUERY_CHUNK,
+                           device="cpu") -> float:
+    """mAP@topK under the module's convention. Returns a float in [0, 1]. ``device`` runs it on a GPU."""
+    q, d, ql, dl = _prepare(query_codes, db_codes, query_labels, db_labels, device)
+    n_db = d.shape[0]
+    if topk is not None and topk <= 0:
+        raise ValueError(f"topk must be a positive integer or None (whole database); got {topk}")
+    depth = n_db if topk is None else min(topk, n_db)
+    if deephash_compat and topk is None:
+        depth = n_db - 1
+    ranking = _Ranking(q, d, ql, dl)
+    aps = _map_over_chunks(lambda rows: _average_precisions(ranking.ranked_relevance(rows, depth)),
+                           q.shape[0], query_chunk, parallel=not ranking.on_gpu)
+    return float(np.concatenate(aps).mean())
+
+
+def _counts_by_distance(ranking: _Ranking, n_queries: int, query_chunk: int):
+    """Per query: number of database items, and of relevant ones, at each distance 0..K. → 2 × (n_q, K+1)."""
+    width = ranking.bits + 1
+
+    def count(rows: slice):
+        distances = np.asarray(torch.as_tensor(ranking.distances(rows)).cpu(), dtype=np.int64)
+        relevant = np.asarray(torch.as_tensor(ranking.relevance(rows)).cpu())
+        keys = distances + (np.arange(distances.shape[0]) * width)[:, None]
+        size, shape = distances.shape[0] * width, (distances.shape[0], width)
+        return (np.bincount(keys.ravel(), minlength=size).reshape(shape),
+                np.bincount(keys[relevant], minlength=size).reshape(shape))
+
+    parts = _map_over_chunks(count, n_queries, query_chunk, parallel=not ranking.on_gpu)
+    return (np.concatenate([p[0] for p in parts]).astype(np.float64),
+            np.concatenate([p[1] for p in parts]).astype(np.float64))
+
+
+def pr_curve_by_radius(query_codes, db_codes, query_labels, db_labels, query_chunk: int = DEFAULT_QUERY_CHUNK):
+    """Precision and recall of "retrieve everything within Hamming radius r", r = 0..K.
+
+    Returns a dict of numpy arrays ``radius``, ``precision``, ``recall``: averaged over queries; a query
+    that retrieves nothing within r counts precision 0; a query with no relevant item counts recall 0.
+    """
+    q, d, ql, dl = _prepare(query_codes, db_codes, query_labels, db_labels)
+    all_counts, relevant_counts = _counts_by_distance(_Ranking(q, d, ql, dl), q.shape[0], query_chunk)
+    retrieved, hits = all_counts.cumsum(1), relevant_counts.cumsum(1)
+    precision = np.where(retrieved > 0, hits / np.maximum(retrieved, 1), 0.0).mean(0)
+    total_relevant = relevant_counts.sum(1, keepdims=True)
+    recall = np.where(total_relevant > 0, hits / np.maximum(total_relevant, 1), 0.0).mean(0)
+    return {"radius": np.arange(q.shape[1] + 1), "precision": precision, "recall": recall}
+
+
+def precision_recall_at_n(query_codes, db_codes, query_labels, db_labels, n_values,
+                          query_chunk: int = DEFAULT_QUERY_CHUNK):
+    """Precision@N and recall@N of the ranked list (stable ties) for each N in ``n_values``.
+
+    Returns a dict of numpy arrays ``n``, ``precision``, ``recall`` (recall 0 for queries with no relevant item).
+    """
+    q, d, ql, dl = _prepare(query_codes, db_codes, query_labels, db_labels)
+    n_values = np.asarray(sorted({int(n) for n in n_values}))
+    if n_values.size == 0 or n_values[0] < 1 or n_values[-1] > d.shape[0]:
+        raise ValueError(f"each N must be in 1..{d.shape[0]} (database size); got {n_values.tolist()}")
+    ranking = _Ranking(q, d, ql, dl)
+
+    def sums(rows: slice):
+        ranked = ranking.ranked_relevance(rows, int(n_values[-1]))
+        hits = np.cumsum(ranked, axis=1, dtype=np.int64)[:, n_values - 1].astype(np.float64)
+        total_relevant = np.asarray(ranking.relevance(rows)).sum(1, keepdims=True).astype(np.float64)
+        recall = np.where(total_relevant > 0, hits / np.maximum(total_relevant, 1), 0.0)
+        return (hits / n_values).sum(0), recall.sum(0)
+
+    parts = _map_over_chunks(sums, q.shape[0], query_chunk, parallel=True)
+    n_queries = q.shape[0]
+    return {"n": n_values, "precision": sum(p[0] for p in parts) / n_queries,
+            "recall": sum(p[1] for p in parts) / n_queries}
+
+
+def precision_within_radius(query_codes, db_codes, query_labels, db_labels, radius: int = 2,
+                            query_chunk: int = DEFAULT_QUERY_CHUNK) -> float:
+    """P@H≤r: mean over queries of the precision among items within Hamming radius r (0 if none)."""
+    curve = pr_curve_by_radius(query_codes, db_codes, query_labels, db_labels, query_chunk)
+    if not 0 <= radius < len(curve["precision"]):
+        raise ValueError(f"radius must be in 0..{len(curve['precision']) - 1}; got {radius}")
+    return float(curve["precision"][radius])
