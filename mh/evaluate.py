@@ -1,0 +1,81 @@
+"""Evaluate a finished run from its saved codes: mAP@topK, P@H≤2, precision–recall and precision@N curves.
+
+    python -m mh.evaluate results/runs/cifar10-mambahash-48bits-smoke
+
+Reads ``codes.npz`` and ``config.json`` of the run; writes ``evaluation.json`` (scalars, with the ranking
+convention) and ``curves.csv`` (one row per point of each curve) into the run directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mh.codes import load_code_sets
+from mh.data import PROTOCOLS
+from mh.manifest import write_json
+from mh.metrics import (RANKING_CONVENTION, mean_average_precision, pr_curve_by_radius, precision_recall_at_n,
+                        precision_within_radius)
+
+DEFAULT_N_POINTS = 20
+
+
+def rank_cutoffs(database_size: int, points: int = DEFAULT_N_POINTS) -> np.ndarray:
+    """Evenly spaced N values 1…database_size (for precision@N / recall@N curves)."""
+    return np.unique(np.linspace(1, database_size, points).round().astype(int))
+
+
+def evaluate_run(run_dir: str | Path, topk: int | None | str = "protocol", n_points: int = DEFAULT_N_POINTS) -> dict:
+    """Scalars and curves of a run directory; writes evaluation.json and curves.csv there. Returns the scalars."""
+    run_dir = Path(run_dir)
+    codes_path, config_path = run_dir / "codes.npz", run_dir / "config.json"
+    for path in (codes_path, config_path):
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: is {run_dir} a finished run of `python -m mh.train`?")
+    config = json.loads(config_path.read_text())
+    sets = load_code_sets(codes_path)
+    query, database = sets["query"], sets["database"]
+    if topk == "protocol":
+        topk = PROTOCOLS[config["dataset"]].topk
+    args = (query.codes, database.codes, query.labels, database.labels)
+    by_radius = pr_curve_by_radius(*args)
+    at_n = precision_recall_at_n(*args, rank_cutoffs(len(database), n_points))
+    scalars = {"run": run_dir.name, "map": mean_average_precision(*args, topk=topk), "topk": topk,
+               "precision_within_hamming_2": precision_within_radius(*args, radius=2),
+               "bits": query.bits, "queries": len(query), "database": len(database),
+               "ranking_convention": RANKING_CONVENTION}
+    curves = pd.concat([
+        pd.DataFrame({"curve": "radius", "x": by_radius["radius"], "precision": by_radius["precision"],
+                      "recall": by_radius["recall"]}),
+        pd.DataFrame({"curve": "rank", "x": at_n["n"], "precision": at_n["precision"], "recall": at_n["recall"]}),
+    ])
+    curves.to_csv(run_dir / "curves.csv", index=False)
+    write_json(run_dir / "evaluation.json", scalars)
+    return scalars
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mh.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="a run directory written by python -m mh.train")
+    parser.add_argument("--topk", type=int, help="mAP@topk (default: the dataset's protocol; 0 = whole database)")
+    args = parser.parse_args(argv)
+    topk = "protocol" if args.topk is None else (None if args.topk == 0 else args.topk)
+    try:
+        scalars = evaluate_run(args.run_dir, topk)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    label = "whole database" if scalars["topk"] is None else scalars["topk"]
+    print(f"{scalars['run']}: mAP@{label} = {scalars['map']:.4f}, "
+          f"P@H<=2 = {scalars['precision_within_hamming_2']:.4f} "
+          f"({scalars['queries']} queries, {scalars['database']} database, {scalars['bits']} bits)")
+    print(f"wrote {Path(args.run_dir) / 'evaluation.json'} and {Path(args.run_dir) / 'curves.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
