@@ -170,7 +170,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
     eta = protocol.quantization_weight if config.quantization_weight is None else config.quantization_weight
 
     _seed_everything(config.seed)
-    model = build_hashing_model(config.model, config.bits, pretrained=config.pretrained).to(device)
+    model = build_hashing_model(config.model, config.bits, pretrained=config.pretrained,
+                                image_size=profile.image_size).to(device)
     criterion = DPSHLoss(len(data.train), config.bits, protocol.num_classes, eta).to(device)
     optimizer = torch.optim.RMSprop(model.parameters(), lr=profile.learning_rate, weight_decay=profile.weight_decay)
     history, start_epoch, train_seconds = [], 0, 0.0

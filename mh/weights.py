@@ -53,15 +53,16 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def read_state_dict(path) -> dict[str, torch.Tensor]:
+GROUPMAMBA_HINT = ("download groupmamba_small_ema.pth from the GroupMamba repository (Amshaker/GroupMamba) "
+                   "and pass its local path")
+
+
+def read_state_dict(path, hint: str = GROUPMAMBA_HINT) -> dict[str, torch.Tensor]:
     """A flat {name: tensor} dict from a checkpoint file, unwrapping "model"/"state_dict"/… nesting and
-    a DataParallel "module." prefix. Raises FileNotFoundError or ValueError with what was found."""
+    a DataParallel "module." prefix. Raises FileNotFoundError (with ``hint``) or ValueError."""
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"no weights file at {path!r}; download groupmamba_small_ema.pth from the GroupMamba "
-            "repository (Amshaker/GroupMamba) and pass its local path"
-        )
+        raise FileNotFoundError(f"no weights file at {path!r}; {hint}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -89,13 +90,14 @@ def to_project_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return renamed
 
 
-def load_weights(model: nn.Module, path) -> LoadReport:
-    """Load every key of ``path`` whose name and shape match ``model``; report the rest.
+def load_weights(model: nn.Module, path, rename=to_project_names, hint: str = GROUPMAMBA_HINT) -> LoadReport:
+    """Load every key of ``path`` (names passed through ``rename``) whose name and shape match ``model``;
+    report the rest.
 
     Raises ValueError when nothing matches (the wrong file, or a model of another architecture), so a
     run never silently trains from scratch when it was meant to start from pretrained weights.
     """
-    source = to_project_names(read_state_dict(path))
+    source = rename(read_state_dict(path, hint))
     target = model.state_dict()
     report = LoadReport(path=os.fspath(path))
     matching = {}
