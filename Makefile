@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test bench clean-venv
+PROFILE ?= auto
+
+.PHONY: setup test reproduce bench clean-venv
 
 setup: $(STAMP)
 
@@ -18,8 +20,13 @@ $(STAMP): pyproject.toml
 test: setup
 	$(BIN)/python -m pytest
 
+# Regenerate every table and figure (smoke profile on CPU, gpu profile with CUDA; PROFILE=... to choose).
+reproduce: setup
+	$(BIN)/python -m mh.reproduce --profile $(PROFILE)
+
 bench: setup
 	$(BIN)/python benchmarks/bench_scan.py
+	$(BIN)/python benchmarks/bench_map.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -56,3 +56,15 @@ def visit_order(order: str, height: int, width: int) -> torch.Tensor:
     steps = torch.empty_like(visited)
     steps[visited] = torch.arange(height * width)
     return steps.view(height, width)
+
+
+def neighbour_kinds(order: str, height: int, width: int) -> dict[str, int]:
+    """How the scan's consecutive steps move on the grid: counts of "horizontal" and "vertical"
+    neighbour steps and of "jump"s (consecutive in 1-D, not adjacent in 2-D). H·W − 1 steps in all."""
+    steps = visit_order(order, height, width).flatten()
+    rows, cols = torch.empty_like(steps), torch.empty_like(steps)
+    rows[steps], cols[steps] = torch.arange(height * width) // width, torch.arange(height * width) % width
+    d_row, d_col = rows.diff().abs(), cols.diff().abs()
+    horizontal = int(((d_row == 0) & (d_col == 1)).sum())
+    vertical = int(((d_row == 1) & (d_col == 0)).sum())
+    return {"horizontal": horizontal, "vertical": vertical, "jump": height * width - 1 - horizontal - vertical}

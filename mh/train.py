@@ -56,6 +56,7 @@ class TrainConfig:
     batch_size: int | None = None
     learning_rate: float | None = None
     image_size: int | None = None
+    eval_every: int | None = None        # evaluate every N epochs (the last epoch always)
     quantization_weight: float | None = None  # η; None: the dataset's (0.01 CIFAR-10, 0.05 others)
     accumulate_gradients: bool = False
     data_dir: str | None = None
@@ -69,7 +70,7 @@ class TrainConfig:
     def resolved_profile(self) -> Profile:
         return resolve_profile(self.profile).with_overrides(
             epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            image_size=self.image_size)
+            image_size=self.image_size, eval_every=self.eval_every)
 
     def name(self) -> str:
         return self.run_name or f"{self.dataset}-{self.model}-{self.bits}bits-{self.resolved_profile().name}"
@@ -84,7 +85,7 @@ def validate_config(config: TrainConfig) -> None:
     if isinstance(config.bits, bool) or not isinstance(config.bits, int) or config.bits <= 0:
         raise ValueError(f"bits must be a positive integer (the paper uses {PAPER_BITS}); got {config.bits!r}")
     profile = config.resolved_profile()
-    for field_name in ("epochs", "batch_size", "image_size"):
+    for field_name in ("epochs", "batch_size", "image_size", "eval_every"):
         if getattr(profile, field_name) < 1:
             raise ValueError(f"{field_name} must be positive; got {getattr(profile, field_name)}")
 
@@ -273,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, dest="learning_rate")
     parser.add_argument("--image-size", type=int)
+    parser.add_argument("--eval-every", type=int, help="evaluate every N epochs (the last epoch always)")
     parser.add_argument("--seed", type=int, default=SPLIT_SEED)
     parser.add_argument("--data-dir", help="CIFAR-10 image folder / torchvision root / list-file root (default $MH_DATA_DIR or ./data)")
     parser.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 into --data-dir")

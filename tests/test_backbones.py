@@ -112,3 +112,15 @@ def test_gradcam_target_gives_a_feature_map(name):
     handle.remove()
     output = captured[0] if target.reshape is None else target.reshape(captured[0])
     assert output.dim() == 4 and output.shape[0] == 2 and output.shape[2] == output.shape[3] >= 2
+
+
+def test_gradcam_maps_have_the_image_size_for_every_backbone():
+    from mh.gradcam import class_centres, gradcam_maps
+
+    images, labels = torch.randn(4, 3, 64, 64), torch.tensor([0, 1, 0, 1])
+    for name in COMPARISON_BACKBONES:
+        model = build_hashing_model(name, 16, image_size=64)
+        centres = class_centres(model, images, labels, 2)
+        assert centres.shape == (2, 16) and set(centres.unique().tolist()) <= {-1.0, 1.0}
+        maps = gradcam_maps(model, images[:2], labels[:2], centres)
+        assert maps.shape == (2, 64, 64) and 0 <= maps.min() and maps.max() <= 1 + 1e-6

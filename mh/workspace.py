@@ -1,0 +1,85 @@
+"""What every notebook sets up first: profile, device, seed, and where data, runs, figures and tables live.
+
+    ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
+    ws.save_figure(fig, "03_loss")          # figures/03_loss.png and .pdf
+    ws.save_table(frame, "04_table2_map")   # results/tables/04_table2_map.csv and .md
+
+Paths are relative to ``OUT_DIR`` (the repository root: ".." from ``notebooks/``, "." under papermill).
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import torch
+
+from mh.profiles import Profile, resolve_profile
+
+
+@dataclass
+class Workspace:
+    root: Path
+    profile: Profile
+    device: torch.device
+    seed: int
+    data_dir: Path
+
+    @property
+    def figures(self) -> Path:
+        return self._dir("figures")
+
+    @property
+    def tables(self) -> Path:
+        return self._dir("results/tables")
+
+    @property
+    def runs(self) -> Path:
+        return self._dir(f"results/runs/{self.profile.name}")
+
+    @property
+    def splits(self) -> Path:
+        return self._dir("results/splits")
+
+    def _dir(self, relative: str) -> Path:
+        path = self.root / relative
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def label(self) -> str:
+        """Profile and device, for figure titles and table captions."""
+        return f"measured, profile {self.profile.describe()}, {self.device.type.upper()}"
+
+    def save_figure(self, figure, name: str) -> list[Path]:
+        paths = [self.figures / f"{name}.{suffix}" for suffix in ("png", "pdf")]
+        for path in paths:
+            figure.savefig(path, dpi=150, bbox_inches="tight")
+        return paths
+
+    def save_table(self, frame: pd.DataFrame, name: str, caption: str) -> list[Path]:
+        """CSV (data) and Markdown (caption + table) under results/tables/."""
+        csv_path, markdown_path = self.tables / f"{name}.csv", self.tables / f"{name}.md"
+        frame.to_csv(csv_path, index=False)
+        markdown_path.write_text(f"{caption}\n\n{frame.to_markdown(index=False)}\n")
+        return [csv_path, markdown_path]
+
+
+def open_workspace(profile: str = "auto", seed: int = 2025, device: str = "auto", data_dir: str | None = None,
+                   out_dir: str = "..") -> Workspace:
+    """Resolve the notebook parameters, seed everything, set the plotting style."""
+    import seaborn as sns
+
+    resolved = resolve_profile(profile)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    root = Path(out_dir).resolve()
+    data = Path(data_dir or os.environ.get("MH_DATA_DIR") or root / "data")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    matplotlib.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.titleweight": "bold"})
+    return Workspace(root, resolved, device, seed, data)
