@@ -52,4 +52,5 @@ def side_by_side(paper: pd.DataFrame, measured: pd.DataFrame, dataset: str = "ci
         columns={"map": "measured mAP", "profile": "measured under"})
     merged = paper.merge(measured, on=["model", "bits"], how="left")
     merged.insert(0, "method", merged["model"].map(MODEL_LABELS).fillna(merged["model"]))
+    merged["measured under"] = merged["measured under"].fillna("not measured under this profile")
     return merged.drop(columns="model")

@@ -99,6 +99,7 @@ kinds_frame = pd.DataFrame(rows)
 fig, ax = plt.subplots(figsize=(8, 4))
 pivot = kinds_frame.pivot(index="order", columns="step kind", values="count")[["horizontal", "vertical", "jump"]]
 pivot.plot.bar(ax=ax, stacked=True, rot=0)
+ax.legend(title="step kind", bbox_to_anchor=(1.02, 1), loc="upper left")
 ax.set_ylabel("consecutive token pairs (of 195)")
 ax.set_title("What one scan step moves to on a 14×14 grid (stage 3 at 224 px)")
 ws.save_figure(fig, "02_neighbours")

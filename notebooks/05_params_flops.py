@@ -82,9 +82,11 @@ labels = table4["backbone"]
 for ax, measured_col, paper_col, unit in [(axes[0], "params (M), measured", "params (M), paper", "parameters (M)"),
                                           (axes[1], "GFLOPs fvcore, measured", "GFLOPs, paper", "GFLOPs (multiply-adds)")]:
     positions = range(len(labels))
-    ax.bar([p - 0.2 for p in positions], table4[paper_col], width=0.4, label="paper")
-    ax.bar([p + 0.2 for p in positions], table4[measured_col], width=0.4, label="measured (fvcore)")
-    ax.set_xticks(list(positions), labels); ax.set_yscale("log"); ax.set_ylabel(unit); ax.legend()
+    paper_bars = ax.bar([p - 0.2 for p in positions], table4[paper_col], width=0.4, label="paper")
+    measured_bars = ax.bar([p + 0.2 for p in positions], table4[measured_col], width=0.4, label="measured (fvcore)")
+    ax.bar_label(paper_bars, fmt="%.2f", fontsize=7); ax.bar_label(measured_bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(list(positions), labels); ax.set_ylabel(unit); ax.legend(loc="upper left")
+    ax.set_ylim(0, 1.15 * max(table4[paper_col].max(), table4[measured_col].max()))
 axes[0].set_title(f"Parameters at {BITS} bits"); axes[1].set_title(f"FLOPs per {IMAGE_SIZE}² image")
 fig.suptitle("Table 4: paper vs fvcore count", fontweight="bold")
 ws.save_figure(fig, "05_params_flops")

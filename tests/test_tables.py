@@ -1,0 +1,33 @@
+"""mh.tables: paper numbers stay labelled as such; measured numbers come only from run directories."""
+import json
+
+import pandas as pd
+
+from mh.tables import PAPER_SOURCE, measured_runs, paper_numbers, side_by_side
+
+
+def test_paper_numbers_cover_tables_1_to_4_and_are_labelled():
+    frame = paper_numbers()
+    assert set(frame["table"]) == {"table1", "table2", "table3", "table4"}
+    assert (frame["source"] == PAPER_SOURCE).all()
+    assert frame.query("table == 'table1'")["method"].nunique() == 16
+    table4 = paper_numbers("table4").set_index(["method", "metric"])["value"]
+    assert table4[("mambahash", "gflops")] == 7.53 and table4[("vit_l_32", "params_M")] == 292.93
+
+
+def test_measured_runs_and_side_by_side(tmp_path):
+    run = tmp_path / "cifar10-resnet50-48bits-smoke"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({"dataset": "cifar10", "model": "resnet50", "bits": 48,
+                                                  "map": 0.25, "profile": "smoke: test"}))
+    measured = measured_runs(tmp_path)
+    assert measured.loc[0, "map"] == 0.25 and measured.loc[0, "run"] == run.name
+    table = side_by_side(paper_numbers("table3"), measured)
+    row = table[(table["method"] == "ResNet50") & (table["bits"] == 48)].iloc[0]
+    assert row["measured mAP"] == 0.25 and row["measured under"] == "smoke: test" and row["paper mAP"] == 0.8543
+    other = table[(table["method"] == "ResNet50") & (table["bits"] == 16)].iloc[0]
+    assert pd.isna(other["measured mAP"]) and other["measured under"] == "not measured under this profile"
+
+
+def test_no_runs_gives_an_empty_frame(tmp_path):
+    assert measured_runs(tmp_path).empty
