@@ -184,7 +184,13 @@ class Split:
 def draw_cifar_split(labels: np.ndarray, protocol: str = "cifar10", seed: int = SPLIT_SEED) -> Split:
     """The released code's per-class split: for class 0..9 in order, a permutation (one shared RandomState
     seeded once) of that class's pool indices; the first ``query_per_class`` are queries, the next
-    ``train_per_class`` training images, the rest (by protocol) the database."""
+    ``train_per_class`` training images, the rest (by protocol) the database.
+
+    Membership is exactly the released code's. Its sets are concatenated class by class, though, and our
+    metrics break Hamming ties by database index: a class-sorted database would reward ties (a network
+    whose codes are all equal would score mAP ≈ 0.21 instead of ≈ 0.10 on CIFAR-10). So each set's
+    *order* is then shuffled with a second RandomState(seed + 1).
+    """
     spec = PROTOCOLS[protocol]
     random = np.random.RandomState(seed)
     query, train, rest = [], [], []
@@ -203,6 +209,9 @@ def draw_cifar_split(labels: np.ndarray, protocol: str = "cifar10", seed: int = 
         database = train
     else:
         database = rest
+    order = np.random.RandomState(seed + 1)
+    query, train = query[order.permutation(len(query))], train[order.permutation(len(train))]
+    database = train if spec.database == "train" else database[order.permutation(len(database))]
     return Split(query, train, database, protocol, seed)
 
 
