@@ -12,6 +12,7 @@ wall time.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -59,7 +60,7 @@ def run_notebooks(profile: str = "auto", data_dir: str | None = None, seed: int 
     executed_dir = root / "notebooks" / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"PROFILE": resolved, "SEED": seed, "DEVICE": "auto", "DATA_DIR": data_dir, "OUT_DIR": str(root)}
-    timings, started = {}, time.perf_counter()
+    timings = {}
     for name in notebooks:
         print(f"[reproduce] {name} (profile {resolved})", flush=True)
         begin = time.perf_counter()
@@ -70,11 +71,16 @@ def run_notebooks(profile: str = "auto", data_dir: str | None = None, seed: int 
         finally:
             timings[name] = round(time.perf_counter() - begin, 1)
         print(f"[reproduce] {name} done in {timings[name]:.0f} s", flush=True)
-    manifest = run_manifest(resolved, notebooks_wall_seconds=timings,
-                            total_wall_seconds=round(time.perf_counter() - started, 1),
+    manifest_path = root / "results" / "manifest.json"
+    if len(notebooks) < len(NOTEBOOKS) and manifest_path.exists():
+        # a partial re-run keeps the other notebooks' timings from the last full run
+        previous = json.loads(manifest_path.read_text())
+        timings = {**previous.get("notebooks_wall_seconds", {}), **timings}
+    manifest = run_manifest(resolved, notebooks_wall_seconds=timings, rerun=notebooks,
+                            total_wall_seconds=round(sum(timings.values()), 1),
                             outputs=sorted(str(p.relative_to(root)) for folder in ("figures", "results/tables")
                                            for p in (root / folder).glob("*") if p.is_file()))
-    write_json(root / "results" / "manifest.json", manifest)
+    write_json(manifest_path, manifest)
     return manifest
 
 
