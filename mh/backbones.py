@@ -28,7 +28,7 @@ from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.models.vision_transformer import VisionTransformer
 
 from mh.hybridhash import HybridHash
-from mh.model import VARIANTS, MambaHash, load_groupmamba_weights
+from mh.model import VARIANTS, MambaHash, check_bits, load_groupmamba_weights
 from mh.weights import LoadReport, load_weights
 
 MAMBAHASH_NAMES = {"mambahash": "full", **{f"mambahash-{variant}": variant for variant in VARIANTS}}
@@ -70,8 +70,15 @@ class ViTL32Hash(VisionTransformer):
         return torch.tanh(super().forward(images))
 
 
+COMPARISON_BUILDERS = {  # name → (bits, image_size) → network
+    "resnet50": lambda bits, image_size: ResNet50Hash(bits),
+    "vit_l_32": ViTL32Hash,
+    "hybridhash": HybridHash,
+}
+
+
 def available_models() -> list[str]:
-    return sorted([*MAMBAHASH_NAMES, "resnet50", "vit_l_32", "hybridhash"])
+    return sorted([*MAMBAHASH_NAMES, *COMPARISON_BUILDERS])
 
 
 def _torchvision_names(state_dict: dict) -> dict:
@@ -90,18 +97,12 @@ def build_hashing_model(name: str, bits: int, pretrained=None, image_size: int =
     whose position embeddings fix the input size; ``kwargs`` go to MambaHash."""
     if name in MAMBAHASH_NAMES:
         model = MambaHash(bits, variant=MAMBAHASH_NAMES[name], **kwargs)
+    elif name not in COMPARISON_BUILDERS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(available_models())}")
     elif kwargs:
         raise ValueError(f"{name} takes no options {sorted(kwargs)}")
-    elif isinstance(bits, bool) or not isinstance(bits, int) or bits <= 0:
-        raise ValueError(f"bits must be a positive integer; got {bits!r}")
-    elif name == "resnet50":
-        model = ResNet50Hash(bits)
-    elif name == "vit_l_32":
-        model = ViTL32Hash(bits, image_size)
-    elif name == "hybridhash":
-        model = HybridHash(bits, image_size)
     else:
-        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(available_models())}")
+        model = COMPARISON_BUILDERS[name](check_bits(bits), image_size)
     if pretrained:
         print(load_pretrained(model, pretrained, name))
     return model
@@ -158,6 +159,4 @@ def gradcam_target(model: nn.Module) -> GradCamTarget:
 
 def _hybrid_tokens_to_map(tokens: torch.Tensor) -> torch.Tensor:
     """(B, 1, h·w, C) stage-3 tokens (a single block) → (B, C, h, w)."""
-    b, _, n, c = tokens.shape
-    side = int(round(n ** 0.5))
-    return tokens.reshape(b, side, side, c).permute(0, 3, 1, 2)
+    return _square_tokens_to_map(tokens[:, 0])

@@ -18,9 +18,8 @@ two counters, all small except one:
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
-from collections import Counter
-
 import torch
 from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import get_shape
@@ -105,10 +104,7 @@ def _sdpa_handle(inputs, outputs) -> int:
     """Q·Kᵀ and weights·V of ``scaled_dot_product_attention``: 2·B·H·L·S·d multiply-adds."""
     query, key = get_shape(inputs[0]), get_shape(inputs[1])
     *batch_heads, length, depth = query
-    batch_size = 1
-    for size in batch_heads:
-        batch_size *= size
-    return 2 * batch_size * length * key[-2] * depth
+    return 2 * math.prod(batch_heads) * length * key[-2] * depth
 
 
 def flop_analysis(model: nn.Module, image_size: int = 224) -> FlopCountAnalysis:
@@ -122,7 +118,9 @@ def flop_analysis(model: nn.Module, image_size: int = 224) -> FlopCountAnalysis:
     return analysis
 
 
-def _run(analysis: FlopCountAnalysis, model: nn.Module):
+def counted_analysis(model: nn.Module, image_size: int = 224) -> FlopCountAnalysis:
+    """``flop_analysis`` already traced (MambaHash's scan as one op): query it as often as needed."""
+    analysis = flop_analysis(model, image_size)
     context = scan_counted_as_one_op() if isinstance(model, MambaHash) else contextlib.nullcontext()
     with context, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -138,19 +136,18 @@ def unexplained_ops(analysis: FlopCountAnalysis) -> dict[str, int]:
 def params_and_flops(model: nn.Module, image_size: int = 224) -> tuple[int, int]:
     """(parameters, fvcore FLOPs = multiply-adds) for one image of ``image_size``²."""
     params = sum(p.numel() for p in model.parameters())
-    analysis = _run(flop_analysis(model, image_size), model)
-    return params, int(analysis.total())
+    return params, int(counted_analysis(model, image_size).total())
 
 
 def hybridhash_ptflops_convention(model: nn.Module, image_size: int = 224) -> int:
     """HybridHash FLOPs without the ``@`` attention products (aten::matmul), as ptflops ≥ 0.7.2 counts."""
-    analysis = _run(flop_analysis(model, image_size), model)
+    analysis = counted_analysis(model, image_size)
     return int(analysis.total() - analysis.by_operator().get("matmul", 0))
 
 
-def mambahash_breakdown(model: MambaHash, image_size: int = 224) -> dict[str, int]:
-    """fvcore FLOPs of MambaHash by component: stem, stages 1–4 (CIAM and scan shown separately), AFEM, head."""
-    analysis = _run(flop_analysis(model, image_size), model)
+def mambahash_breakdown(analysis: FlopCountAnalysis) -> dict[str, int]:
+    """FLOPs of MambaHash by component, from ``counted_analysis(mambahash)``: stem, stages 1–4 (CIAM and
+    scan shown separately), AFEM, head."""
     by_module = analysis.by_module()
     ciam = sum(count for name, count in by_module.items() if name.endswith(".attn.ciam"))
     breakdown = {"stem": by_module.get("patch_embed1", 0)}
@@ -193,8 +190,3 @@ def table4(bits: int = 48, image_size: int = 224) -> dict[str, tuple[int, int]]:
         torch.manual_seed(0)
         rows[name] = params_and_flops(build_hashing_model(name, bits, image_size=image_size), image_size)
     return rows
-
-
-def operator_counts(model: nn.Module, image_size: int = 224) -> Counter:
-    """fvcore FLOPs per operator type (conv, linear, matmul, scan, …)."""
-    return Counter(_run(flop_analysis(model, image_size), model).by_operator())

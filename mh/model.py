@@ -122,7 +122,8 @@ class AdaptiveFeatureEnhancement(nn.Module):
         return self.reduce(torch.relu(self.branch1(wide) + self.branch3(wide) + self.branch5(wide)))
 
 
-def _check_bits(bits) -> int:
+def check_bits(bits) -> int:
+    """``bits`` as an int; ValueError unless it is a positive integer."""
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits <= 0:
         raise ValueError(f"bits must be a positive integer (the paper uses {PAPER_BITS}); got {bits!r}")
     return int(bits)
@@ -145,7 +146,7 @@ class MambaHash(nn.Module):
                  ciam_kernel="released", afem_groups: str = "released", afem_ratio: int | None = None,
                  direction_order: str = "paper"):
         super().__init__()
-        self.bits = _check_bits(bits)
+        self.bits = check_bits(bits)
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}; expected one of {tuple(VARIANTS)}")
         if direction_order not in GROUP_ORDERS:

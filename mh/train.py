@@ -22,6 +22,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import os
 import sys
 import time
@@ -39,7 +40,7 @@ from mh.data import PROTOCOLS, SPLIT_SEED, HashingData, load_hashing_data
 from mh.losses import DPSHLoss
 from mh.manifest import run_manifest, write_json
 from mh.metrics import RANKING_CONVENTION, mean_average_precision
-from mh.model import PAPER_BITS
+from mh.model import PAPER_BITS, check_bits
 from mh.profiles import PROFILES, Profile, resolve_profile
 
 
@@ -82,8 +83,7 @@ def validate_config(config: TrainConfig) -> None:
         raise ValueError(f"unknown dataset {config.dataset!r}; expected one of {', '.join(PROTOCOLS)}")
     if config.model not in available_models():
         raise ValueError(f"unknown model {config.model!r}; expected one of {', '.join(available_models())}")
-    if isinstance(config.bits, bool) or not isinstance(config.bits, int) or config.bits <= 0:
-        raise ValueError(f"bits must be a positive integer (the paper uses {PAPER_BITS}); got {config.bits!r}")
+    check_bits(config.bits)
     profile = config.resolved_profile()
     for field_name in ("epochs", "batch_size", "image_size", "eval_every"):
         if getattr(profile, field_name) < 1:
@@ -199,15 +199,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True,
             with _autocast(device):
                 codes = model(images)
             loss = criterion(codes, labels, indices.to(device))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}, step {step}; "
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"loss became {loss_value} at epoch {epoch + 1}, step {step}; "
                                          "lower the learning rate")
             loss.backward()
             optimizer.step()
             if not config.accumulate_gradients:
                 optimizer.zero_grad(set_to_none=True)
-            step_rows.append({"epoch": epoch + 1, "step": step, "loss": loss.item(), **criterion.last_terms})
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+            step_rows.append({"epoch": epoch + 1, "step": step, "loss": loss_value, **criterion.last_terms})
+            bar.set_postfix(loss=f"{loss_value:.4f}")
         if device.type == "cuda":
             torch.cuda.synchronize()
         epoch_seconds = time.perf_counter() - started

@@ -28,8 +28,8 @@ import pandas as pd
 import torch
 
 from mh.backbones import COMPARISON_BACKBONES, build_hashing_model
-from mh.complexity import (NEGLIGIBLE_OPS, afem_flops_analytic, flop_analysis, hybridhash_ptflops_convention,
-                           mambahash_breakdown, mambahash_scan_flops_analytic, params_and_flops, scan_counted_as_one_op)
+from mh.complexity import (NEGLIGIBLE_OPS, afem_flops_analytic, counted_analysis, hybridhash_ptflops_convention,
+                           mambahash_breakdown, mambahash_scan_flops_analytic, params_and_flops)
 from mh.model import afem_ratio_for_bits
 from mh.tables import MODEL_LABELS, paper_numbers
 from mh.workspace import open_workspace
@@ -102,7 +102,8 @@ plt.show()
 # %%
 torch.manual_seed(SEED)
 mambahash = build_hashing_model("mambahash", BITS)
-breakdown = mambahash_breakdown(mambahash, IMAGE_SIZE)
+analysis = counted_analysis(mambahash, IMAGE_SIZE)  # traced once, used by sections 2–4
+breakdown = mambahash_breakdown(analysis)
 breakdown_frame = pd.DataFrame({"component": list(breakdown), "GFLOPs": [v / 1e9 for v in breakdown.values()]})
 breakdown_frame["share %"] = 100 * breakdown_frame["GFLOPs"] / (breakdown["total"] / 1e9)
 ws.save_table(breakdown_frame.round(5), "05_mambahash_breakdown",
@@ -124,9 +125,6 @@ breakdown_frame.round(4)
 #   branches (groups = 512 as released, so 8 input channels per group), 1×1 reduce 4096→512.
 
 # %%
-analysis = flop_analysis(mambahash, IMAGE_SIZE)
-with scan_counted_as_one_op():
-    analysis.total()
 checks = pd.DataFrame([
     {"quantity": "selective scan, all blocks", "analytic": mambahash_scan_flops_analytic(IMAGE_SIZE),
      "fvcore": analysis.by_operator()["PythonOp.SelectiveScanOp"]},
