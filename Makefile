@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PROFILE ?= auto
 
-.PHONY: setup test reproduce bench clean-venv
+.PHONY: setup test lint reproduce bench clean-venv
 
 setup: $(STAMP)
 
@@ -17,12 +17,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -e ".[test,notebooks]"
 	touch $(STAMP)
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest
+
+# ruff: lint rules and formatting, configured in pyproject.toml (`ruff format mh tests benchmarks` applies it)
+lint: setup
+	$(BIN)/ruff check mh tests benchmarks
+	$(BIN)/ruff format --check mh tests benchmarks
 
 # Regenerate every table and figure (smoke profile on CPU, gpu profile with CUDA; PROFILE=... to choose).
 reproduce: setup
-	$(BIN)/python -m mh.reproduce --profile $(PROFILE)
+	$(BIN)/python -m mh.repro.reproduce --profile $(PROFILE)
 
 bench: setup
 	$(BIN)/python benchmarks/bench_scan.py

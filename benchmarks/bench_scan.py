@@ -5,6 +5,7 @@ shapes on CPU; and the forward time of MambaHash-48 at 224×224, batch 2.
 
 Prints median wall times; the goal of the chunked backend is ≥ 5× the reference's speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,7 @@ def scan_step(shape, backend):
     def step():
         y = selective_scan(u, delta, A, B, C, D, delta_bias=bias, delta_softplus=True, backend=backend)
         y.sum().backward()
+
     return step
 
 

@@ -2,6 +2,7 @@
 
 Importing ``mh`` needs only PyTorch: mamba-ssm (and triton) load on first use of the CUDA scan.
 """
+
 from mh.codes import retrieve
 from mh.model import MambaHash, load_groupmamba_weights
 from mh.scan import selective_scan

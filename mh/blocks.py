@@ -4,6 +4,7 @@ Tensor layouts: tokens are (B, L, C) with L = H·W in row-major grid order; maps
 Module and parameter names follow the released code (and GroupMamba's) so that pretrained
 GroupMamba-S weights load by name; see ``mh.model`` for the glossary of symbols.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mh.directions import to_grid, to_sequence
+from mh.directions import map_to_tokens, to_grid, to_sequence, tokens_to_map
 from mh.scan import selective_scan
 
 
@@ -24,11 +25,24 @@ class DirectionalSSM(nn.Module):
     x_proj gives (Δ_raw, B, C) with R + 2N values and Δ = dt_projs_weight · Δ_raw (+ dt bias, softplus,
     inside the scan); A = −exp(A_log). Paper Eq. 7 shows W₃ with a bias; the released out_proj has none.
 
+    The scan runs in float32 (mamba-ssm's kernel does too), or in float64 when the block's input is
+    float64, so that equivalence tests can run the whole model in double precision. ``scan_backend`` is a
+    backend name of ``mh.scan.selective_scan``, or a callable with its signature (``mh.repro.complexity``
+    passes one that fvcore counts as a single op).
+
     Shapes: forward((B, H, W, D)) → (B, H, W, D).
     """
 
-    def __init__(self, dim: int, order: str, d_state: int = 1, scan_backend: str = "auto",
-                 dt_min: float = 1e-3, dt_max: float = 1e-1, dt_init_floor: float = 1e-4):
+    def __init__(
+        self,
+        dim: int,
+        order: str,
+        d_state: int = 1,
+        scan_backend="auto",
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dt_init_floor: float = 1e-4,
+    ):
         super().__init__()
         self.order = order
         self.scan_backend = scan_backend
@@ -39,7 +53,7 @@ class DirectionalSSM(nn.Module):
         # the leading axis of size 1 is the released code's "number of directions in this SS2D"
         self.x_proj_weight = nn.Parameter(torch.empty(1, dt_rank + 2 * d_state, dim))
         nn.init.trunc_normal_(self.x_proj_weight, std=0.02)
-        self.dt_projs_weight = nn.Parameter(torch.empty(1, dim, dt_rank).uniform_(-dt_rank**-0.5, dt_rank**-0.5))
+        self.dt_projs_weight = nn.Parameter(torch.empty(1, dim, dt_rank).uniform_(-(dt_rank**-0.5), dt_rank**-0.5))
         dt = torch.exp(torch.rand(dim) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
         dt = dt.clamp(min=dt_init_floor)
         self.dt_projs_bias = nn.Parameter((dt + torch.log(-torch.expm1(-dt))).unsqueeze(0))  # softplus⁻¹(dt)
@@ -56,10 +70,20 @@ class DirectionalSSM(nn.Module):
         projected = torch.einsum("bdl,cd->bcl", u, self.x_proj_weight[0])
         delta_raw, B, C = projected.split([self.dt_rank, self.d_state, self.d_state], dim=1)
         delta = torch.einsum("brl,dr->bdl", delta_raw, self.dt_projs_weight[0])
-        y = selective_scan(
-            u.float(), delta.float(), -torch.exp(self.A_logs.float()), B.float(), C.float(),
-            D=self.Ds.float(), delta_bias=self.dt_projs_bias[0].float(), delta_softplus=True,
-            backend=self.scan_backend,
+        scan_dtype = torch.promote_types(u.dtype, torch.float32)
+        scan, backend = (
+            (self.scan_backend, {}) if callable(self.scan_backend) else (selective_scan, {"backend": self.scan_backend})
+        )
+        y = scan(
+            u.to(scan_dtype),
+            delta.to(scan_dtype),
+            -torch.exp(self.A_logs.to(scan_dtype)),
+            B.to(scan_dtype),
+            C.to(scan_dtype),
+            D=self.Ds.to(scan_dtype),
+            delta_bias=self.dt_projs_bias[0].to(scan_dtype),
+            delta_softplus=True,
+            **backend,
         )
         y = to_grid(y, self.order, height, width).permute(0, 2, 3, 1)  # (B, H, W, D)
         y = self.out_norm(y).to(z.dtype)
@@ -115,7 +139,7 @@ class GroupMambaLayer(nn.Module):
         grid = normed.view(batch, height, width, channels)
         groups = grid.chunk(4, dim=-1)
         scans = (self.mamba_g1, self.mamba_g2, self.mamba_g3, self.mamba_g4)
-        mixed = torch.cat([scan(group) for scan, group in zip(scans, groups)], dim=-1)
+        mixed = torch.cat([scan(group) for scan, group in zip(scans, groups, strict=True)], dim=-1)
         mixed = (mixed * self.skip_scale * grid).view(batch, length, channels)
         if self.ciam is not None:
             mixed = mixed * self.ciam(normed).unsqueeze(1)
@@ -130,9 +154,7 @@ class DepthwiseConv(nn.Module):
         self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, bias=True, groups=dim)
 
     def forward(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        batch, _, channels = tokens.shape
-        grid = tokens.transpose(1, 2).reshape(batch, channels, height, width)
-        return self.dwconv(grid).flatten(2).transpose(1, 2)
+        return map_to_tokens(self.dwconv(tokens_to_map(tokens, height, width)))
 
 
 class ConvFFN(nn.Module):

@@ -1,59 +1,41 @@
-"""Datasets, splits and transforms of the paper's protocols (§4.1, DeepHash-pytorch conventions).
+"""Loaders and transforms: images of the paper's datasets as ``(image, label, index)`` items (§4.1).
 
-* CIFAR-10 ("cifar10", "cifar10-1", "cifar10-2"): all 60,000 images pooled and split per class with a fixed
-  seed, the way the released code does it; the split is written once to a small file and reused.
+* CIFAR-10: all 60,000 images from an image-folder tree or torchvision's files, in one canonical order, split
+  by ``mh.splits``.
 * NUS-WIDE and ImageNet-100: DeepHash-pytorch list files (``<relative path> <0/1 label vector>`` per line).
 
 Every item is ``(image (3, S, S) float tensor, label (C,) 0/1 float tensor, index)``.
 
-Where data comes from is one setting: the ``data_dir`` argument, else ``$MH_DATA_DIR``, else ``./data``.
+Where data comes from is one rule, for every command and notebook (``resolve_data_dir``): the ``data_dir``
+argument, else ``$MH_DATA_DIR``, else ``data/`` in the project's checkout.
 """
+
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-CIFAR10_TRAIN_PER_CLASS, CIFAR10_TEST_PER_CLASS = 5000, 1000
-SPLIT_SEED = 2025  # the released code seeds numpy with 2025 just before drawing the split
+from mh.binary import label_rows
+from mh.io import PROJECT_ROOT
+from mh.splits import (
+    CIFAR10_CLASSES,
+    CIFAR10_TEST_PER_CLASS,
+    CIFAR10_TRAIN_PER_CLASS,
+    PROTOCOLS,
+    SPLIT_SEED,
+    Protocol,
+    cifar_split,
+    stratified_subset,
+)
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How a dataset is split and scored. ``query_per_class``/``train_per_class`` only for CIFAR-10."""
-
-    name: str
-    num_classes: int
-    topk: int | None           # mAP@topk; None = whole database
-    quantization_weight: float  # η of Eq. 18 (code: alpha)
-    query_per_class: int = 0
-    train_per_class: int = 0
-    database: str = "rest"      # CIFAR-10: "rest", "rest+train" (cifar10-1) or "train" (cifar10-2)
-    description: str = ""
-
-
-PROTOCOLS = {
-    "cifar10": Protocol("cifar10", 10, None, 0.01, 100, 500, "rest",
-                        "per class 100 query / 500 train / rest database: 1,000 / 5,000 / 54,000"),
-    "cifar10-1": Protocol("cifar10-1", 10, None, 0.01, 100, 500, "rest+train",
-                          "per class 100 query / 500 train, database = all but queries: 1,000 / 5,000 / 59,000"),
-    "cifar10-2": Protocol("cifar10-2", 10, None, 0.01, 1000, 5000, "train",
-                          "per class 1,000 query / 5,000 train, database = train: 10,000 / 50,000 / 50,000"),
-    "nuswide_21": Protocol("nuswide_21", 21, 5000, 0.05,
-                           description="DeepHash-pytorch lists: 2,100 query / 10,500 train / 193,734 database"),
-    "imagenet": Protocol("imagenet", 100, 1000, 0.05,
-                         description="ImageNet-100 lists: 5,000 query / 13,000 train / 128,503 database"),
-}
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -65,8 +47,8 @@ class ListFileError(ValueError):
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data directory: the argument, else ``$MH_DATA_DIR``, else ``./data``."""
-    return Path(data_dir or os.environ.get("MH_DATA_DIR") or "data").expanduser()
+    """The data directory: the argument, else ``$MH_DATA_DIR``, else ``data/`` in the project's checkout."""
+    return Path(data_dir or os.environ.get("MH_DATA_DIR") or PROJECT_ROOT / "data").expanduser()
 
 
 def build_transform(train: bool, image_size: int = 224, style: str = "paper") -> transforms.Compose:
@@ -85,8 +67,9 @@ def build_transform(train: bool, image_size: int = 224, style: str = "paper") ->
         raise ValueError(f"unknown transform style {style!r}; expected 'paper' or 'released_cifar'")
     resize = transforms.Resize(round(image_size * 256 / 224))
     if train:
-        return transforms.Compose([resize, transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip(),
-                                   *normalize])
+        return transforms.Compose(
+            [resize, transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip(), *normalize]
+        )
     return transforms.Compose([resize, transforms.CenterCrop(image_size), *normalize])
 
 
@@ -94,10 +77,10 @@ def build_transform(train: bool, image_size: int = 224, style: str = "paper") ->
 class ImagePool:
     """All images of a dataset with integer class labels, in a canonical order; ``load(i)`` → PIL RGB image."""
 
-    labels: np.ndarray                     # (N,) int64 class index, or (N, C) 0/1 for multi-label lists
+    labels: np.ndarray  # (N,) int64 class index, or (N, C) 0/1 for multi-label lists
     source: str
-    paths: list[Path] | None = None        # image files, or …
-    arrays: np.ndarray | None = None       # … decoded uint8 images (N, H, W, 3)
+    paths: list[Path] | None = None  # image files, or …
+    arrays: np.ndarray | None = None  # … decoded uint8 images (N, H, W, 3)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -116,10 +99,12 @@ def _cifar_folder_root(data_dir: Path) -> Path | None:
 
 
 def _how_to_get_cifar10(data_dir: Path) -> str:
-    return (f"looked in {data_dir} (and {data_dir / 'cifar10'}) for an image-folder tree train/<class>/*.jpg + "
-            f"test/<class>/*.jpg, and for torchvision's {data_dir / 'cifar-10-batches-py'}. Fix: set "
-            "--data-dir / MH_DATA_DIR to an extracted copy (e.g. `tar xzf cifar10-jpg.tar.gz -C data`), or pass "
-            "download=True (--download) to let torchvision fetch CIFAR-10 into that directory.")
+    return (
+        f"looked in {data_dir} (and {data_dir / 'cifar10'}) for an image-folder tree train/<class>/*.jpg + "
+        f"test/<class>/*.jpg, and for torchvision's {data_dir / 'cifar-10-batches-py'}. Fix: set "
+        "--data-dir / MH_DATA_DIR to an extracted copy (e.g. `tar xzf cifar10-jpg.tar.gz -C data`), or pass "
+        "download=True (--download) to let torchvision fetch CIFAR-10 into that directory."
+    )
 
 
 def _load_cifar10_folder(root: Path) -> ImagePool:
@@ -131,7 +116,8 @@ def _load_cifar10_folder(root: Path) -> ImagePool:
             if len(files) != expected:
                 raise DataNotFoundError(
                     f"CIFAR-10 image folder is incomplete: {folder} holds {len(files)} images, expected {expected}. "
-                    "Re-extract the archive (all 60,000 images are needed for the paper's split).")
+                    "Re-extract the archive (all 60,000 images are needed for the paper's split)."
+                )
             paths += files
             labels += [label] * expected
     return ImagePool(np.asarray(labels, dtype=np.int64), f"image folder {root}", paths=paths)
@@ -143,7 +129,9 @@ def _load_cifar10_torchvision(data_dir: Path, download: bool) -> ImagePool:
     try:
         parts = [CIFAR10(str(data_dir), train=train, download=download) for train in (True, False)]
     except (RuntimeError, OSError) as error:
-        raise DataNotFoundError(f"torchvision could not provide CIFAR-10 ({error}); {_how_to_get_cifar10(data_dir)}")
+        raise DataNotFoundError(
+            f"torchvision could not provide CIFAR-10 ({error}); {_how_to_get_cifar10(data_dir)}"
+        ) from error
     images = np.concatenate([part.data for part in parts])
     targets = np.concatenate([np.asarray(part.targets) for part in parts])
     # class-major, train before test within a class: the same order as the image-folder tree
@@ -166,110 +154,12 @@ def load_cifar10_pool(data_dir=None, download: bool = False) -> ImagePool:
     raise DataNotFoundError(f"CIFAR-10 not found: {_how_to_get_cifar10(data_dir)}")
 
 
-@dataclass
-class Split:
-    """Pool indices of the query, train and database sets, and where they came from."""
-
-    query: np.ndarray
-    train: np.ndarray
-    database: np.ndarray
-    protocol: str
-    seed: int
-    sha256: str = field(default="")
-
-    def sizes(self) -> dict[str, int]:
-        return {"query": len(self.query), "train": len(self.train), "database": len(self.database)}
-
-
-def draw_cifar_split(labels: np.ndarray, protocol: str = "cifar10", seed: int = SPLIT_SEED) -> Split:
-    """The released code's per-class split: for class 0..9 in order, a permutation (one shared RandomState
-    seeded once) of that class's pool indices; the first ``query_per_class`` are queries, the next
-    ``train_per_class`` training images, the rest (by protocol) the database.
-
-    Membership is exactly the released code's. Its sets are concatenated class by class, though, and our
-    metrics break Hamming ties by database index: a class-sorted database would reward ties (a network
-    whose codes are all equal would score mAP ≈ 0.21 instead of ≈ 0.10 on CIFAR-10). So each set's
-    *order* is then shuffled with a second RandomState(seed + 1).
-    """
-    spec = PROTOCOLS[protocol]
-    random = np.random.RandomState(seed)
-    query, train, rest = [], [], []
-    for label in range(spec.num_classes):
-        members = np.flatnonzero(labels == label)
-        members = members[random.permutation(len(members))]
-        cut = spec.query_per_class + spec.train_per_class
-        query.append(members[:spec.query_per_class])
-        train.append(members[spec.query_per_class:cut])
-        rest.append(members[cut:])
-    query, train, rest = (np.concatenate(part) for part in (query, train, rest))
-    if spec.database == "rest+train":
-        database = np.concatenate([train, rest])
-    elif spec.database == "train":
-        train = np.concatenate([train, rest])
-        database = train
-    else:
-        database = rest
-    order = np.random.RandomState(seed + 1)
-    query, train = query[order.permutation(len(query))], train[order.permutation(len(train))]
-    database = train if spec.database == "train" else database[order.permutation(len(database))]
-    return Split(query, train, database, protocol, seed)
-
-
-def _split_digest(split: Split) -> str:
-    digest = hashlib.sha256()
-    for part in (split.query, split.train, split.database):
-        digest.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
-    return digest.hexdigest()
-
-
-def cifar_split(labels: np.ndarray, protocol: str = "cifar10", seed: int = SPLIT_SEED,
-                split_dir: str | os.PathLike = "results/splits") -> Split:
-    """The split for ``protocol``, read from ``split_dir/<protocol>-seed<seed>.npz`` when it exists (and
-    matches the pool), else drawn and written there. Every run and notebook therefore sees one split."""
-    if protocol not in PROTOCOLS or not protocol.startswith("cifar10"):
-        raise ValueError(f"unknown CIFAR-10 protocol {protocol!r}; expected one of cifar10, cifar10-1, cifar10-2")
-    path = Path(split_dir) / f"{protocol}-seed{seed}.npz"
-    if path.exists():
-        stored = np.load(path)
-        split = Split(stored["query"], stored["train"], stored["database"], protocol, seed, str(stored["sha256"]))
-        if int(stored["pool_size"]) != len(labels) or not np.array_equal(stored["pool_labels"], labels):
-            raise ValueError(f"{path} was written for a different image pool ({int(stored['pool_size'])} images); "
-                             "delete it to draw a new split, or point --data-dir at the matching data.")
-        if _split_digest(split) != split.sha256:
-            raise ValueError(f"{path} is corrupt (its checksum does not match its indices); delete it to redraw.")
-        return split
-    split = draw_cifar_split(labels, protocol, seed)
-    split.sha256 = _split_digest(split)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp.npz")
-    np.savez_compressed(temporary, query=split.query, train=split.train, database=split.database,
-                        pool_size=len(labels), pool_labels=labels, sha256=split.sha256)
-    temporary.replace(path)
-    return split
-
-
-def stratified_subset(indices: np.ndarray, labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
-    """``size`` of ``indices`` drawn evenly over classes (seeded), kept in their original order; None = all."""
-    if size is None or size >= len(indices):
-        return indices
-    random = np.random.RandomState(seed)
-    classes = np.unique(labels[indices])
-    per_class = np.array_split(np.arange(size), len(classes))
-    keep = []
-    for label, share in zip(classes, per_class):
-        members = np.flatnonzero(labels[indices] == label)
-        keep.append(random.choice(members, size=min(len(share), len(members)), replace=False))
-    return indices[np.sort(np.concatenate(keep))]
-
-
 class PoolSubset(Dataset):
     """Items ``indices`` of an ImagePool as ``(image, one-hot label, position)``."""
 
     def __init__(self, pool: ImagePool, indices: np.ndarray, num_classes: int, transform):
         self.pool, self.indices, self.transform = pool, np.asarray(indices), transform
-        labels = pool.labels[self.indices]
-        self.labels = (torch.nn.functional.one_hot(torch.as_tensor(labels), num_classes).float()
-                       if labels.ndim == 1 else torch.as_tensor(labels, dtype=torch.float32))
+        self.labels = label_rows(pool.labels[self.indices], num_classes)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -278,8 +168,12 @@ class PoolSubset(Dataset):
         return self.transform(self.pool.load(int(self.indices[position]))), self.labels[position], position
 
 
-def read_list_file(list_file: str | os.PathLike, image_root: str | os.PathLike, num_classes: int | None = None,
-                   check_files: bool = True) -> ImagePool:
+def read_list_file(
+    list_file: str | os.PathLike,
+    image_root: str | os.PathLike,
+    num_classes: int | None = None,
+    check_files: bool = True,
+) -> ImagePool:
     """Parse a DeepHash-pytorch list file: ``<path relative to image_root> <0/1> <0/1> …`` per line.
 
     Blank lines are skipped. Raises ``ListFileError("file:line: reason")`` on a missing label vector, a
@@ -288,8 +182,10 @@ def read_list_file(list_file: str | os.PathLike, image_root: str | os.PathLike, 
     """
     list_file, image_root = Path(list_file), Path(image_root)
     if not list_file.is_file():
-        raise DataNotFoundError(f"list file {list_file} does not exist; DeepHash-pytorch's lists go in "
-                                "<data-dir>/<dataset>/{train,test,database}.txt")
+        raise DataNotFoundError(
+            f"list file {list_file} does not exist; DeepHash-pytorch's lists go in "
+            "<data-dir>/<dataset>/{train,test,database}.txt"
+        )
     paths, rows = [], []
     for number, line in enumerate(list_file.read_text().splitlines(), start=1):
         if not line.strip():
@@ -324,9 +220,16 @@ class HashingData:
     record: dict
 
 
-def load_hashing_data(dataset: str = "cifar10", data_dir=None, image_size: int = 224, transform_style: str = "paper",
-                      subset: dict[str, int] | None = None, seed: int = SPLIT_SEED,
-                      split_dir: str | os.PathLike = "results/splits", download: bool = False) -> HashingData:
+def load_hashing_data(
+    dataset: str = "cifar10",
+    data_dir=None,
+    image_size: int = 224,
+    transform_style: str = "paper",
+    subset: dict[str, int] | None = None,
+    seed: int = SPLIT_SEED,
+    split_dir: str | os.PathLike = "results/splits",
+    download: bool = False,
+) -> HashingData:
     """Train / query / database sets of ``dataset`` (a key of PROTOCOLS).
 
     ``subset`` (e.g. ``{"train": 500, "query": 100, "database": 2000}``) draws class-balanced, seeded
@@ -339,8 +242,11 @@ def load_hashing_data(dataset: str = "cifar10", data_dir=None, image_size: int =
         pool = load_cifar10_pool(data_dir, download)
         split = cifar_split(pool.labels, dataset, seed, split_dir)
         parts = {"train": (pool, split.train), "query": (pool, split.query), "database": (pool, split.database)}
-        split_record = {"file": str(Path(split_dir) / f"{dataset}-seed{seed}.npz"), "sha256": split.sha256,
-                        "seed": seed}
+        split_record = {
+            "file": str(Path(split_dir) / f"{dataset}-seed{seed}.npz"),
+            "sha256": split.sha256,
+            "seed": seed,
+        }
     else:
         root = data_dir / dataset
         parts = {}
@@ -356,9 +262,17 @@ def load_hashing_data(dataset: str = "cifar10", data_dir=None, image_size: int =
     for offset, (part, (part_pool, indices)) in enumerate(parts.items()):
         labels = part_pool.labels if part_pool.labels.ndim == 1 else part_pool.labels.argmax(1)
         chosen = stratified_subset(indices, labels, subset.get(part), seed + offset)
-        sets[part] = PoolSubset(part_pool, chosen, protocol.num_classes,
-                                build_transform(part == "train", image_size, transform_style))
-    record = {"dataset": dataset, "protocol": protocol.description, "source": sets["train"].pool.source,
-              "image_size": image_size, "transform": transform_style, "split": split_record,
-              "sizes": {part: len(items) for part, items in sets.items()}, "subset": subset or None}
+        sets[part] = PoolSubset(
+            part_pool, chosen, protocol.num_classes, build_transform(part == "train", image_size, transform_style)
+        )
+    record = {
+        "dataset": dataset,
+        "protocol": protocol.description,
+        "source": sets["train"].pool.source,
+        "image_size": image_size,
+        "transform": transform_style,
+        "split": split_record,
+        "sizes": {part: len(items) for part, items in sets.items()},
+        "subset": subset or None,
+    }
     return HashingData(sets["train"], sets["query"], sets["database"], protocol, record)

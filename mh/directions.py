@@ -1,4 +1,8 @@
-"""The four scan orders of the grouped Mamba layer (paper §3.3.1, Figure 1, Eq. 5).
+"""Token layouts: the row-major token ↔ map reshapes, and the four scan orders of the grouped Mamba layer
+(paper §3.3.1, Figure 1, Eq. 5).
+
+A stage's features are either tokens (B, L, C) with L = H·W in row-major grid order, or a map (B, C, H, W);
+``tokens_to_map`` and ``map_to_tokens`` convert between the two (every module of ``mh`` that reshapes uses them).
 
 A (B, D, H, W) feature map becomes a (B, D, L = H·W) sequence in one of four orders, and the scan's
 output goes back to the grid with the exact inverse:
@@ -12,6 +16,7 @@ Which channel group scans in which order differs between the paper and the relea
 Eq. 5 concatenates (x_L, x_R, x_T, x_B), the released code gives groups 1–4 row, col, row_reversed,
 col_reversed. Both are listed in ``GROUP_ORDERS``; the model takes either by name.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,6 +26,20 @@ GROUP_ORDERS = {
     "paper": ("row", "row_reversed", "col", "col_reversed"),
     "released": ("row", "col", "row_reversed", "col_reversed"),
 }
+
+
+def tokens_to_map(tokens: torch.Tensor, height: int | None = None, width: int | None = None) -> torch.Tensor:
+    """Row-major tokens (B, H·W, C) → map (B, C, H, W). Without ``height``/``width`` the grid is square."""
+    if height is None or width is None:
+        height = width = round(tokens.shape[1] ** 0.5)
+    if height * width != tokens.shape[1]:
+        raise ValueError(f"{tokens.shape[1]} tokens do not fill a {height}×{width} grid")
+    return tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], height, width)
+
+
+def map_to_tokens(grid: torch.Tensor) -> torch.Tensor:
+    """Map (B, C, H, W) → row-major tokens (B, H·W, C)."""
+    return grid.flatten(2).transpose(1, 2)
 
 
 def _check_order(order: str) -> None:

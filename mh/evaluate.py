@@ -5,6 +5,7 @@
 Reads ``codes.npz`` and ``config.json`` of the run; writes ``evaluation.json`` (scalars, with the ranking
 convention) and ``curves.csv`` (one row per point of each curve) into the run directory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,15 @@ import numpy as np
 import pandas as pd
 
 from mh.codes import load_code_sets
-from mh.data import PROTOCOLS
-from mh.manifest import write_json
-from mh.metrics import (RANKING_CONVENTION, mean_average_precision, pr_curve_by_radius, precision_recall_at_n,
-                        precision_within_radius)
+from mh.io import write_json
+from mh.metrics import (
+    RANKING_CONVENTION,
+    mean_average_precision,
+    pr_curve_by_radius,
+    precision_recall_at_n,
+    precision_within_radius,
+)
+from mh.splits import PROTOCOLS
 
 DEFAULT_N_POINTS = 20
 
@@ -44,15 +50,29 @@ def evaluate_run(run_dir: str | Path, topk: int | None | str = "protocol", n_poi
     args = (query.codes, database.codes, query.labels, database.labels)
     by_radius = pr_curve_by_radius(*args)
     at_n = precision_recall_at_n(*args, rank_cutoffs(len(database), n_points))
-    scalars = {"run": run_dir.name, "map": mean_average_precision(*args, topk=topk), "topk": topk,
-               "precision_within_hamming_2": precision_within_radius(*args, radius=2),
-               "bits": query.bits, "queries": len(query), "database": len(database),
-               "ranking_convention": RANKING_CONVENTION}
-    curves = pd.concat([
-        pd.DataFrame({"curve": "radius", "x": by_radius["radius"], "precision": by_radius["precision"],
-                      "recall": by_radius["recall"]}),
-        pd.DataFrame({"curve": "rank", "x": at_n["n"], "precision": at_n["precision"], "recall": at_n["recall"]}),
-    ])
+    scalars = {
+        "run": run_dir.name,
+        "map": mean_average_precision(*args, topk=topk),
+        "topk": topk,
+        "precision_within_hamming_2": precision_within_radius(*args, radius=2),
+        "bits": query.bits,
+        "queries": len(query),
+        "database": len(database),
+        "ranking_convention": RANKING_CONVENTION,
+    }
+    curves = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "curve": "radius",
+                    "x": by_radius["radius"],
+                    "precision": by_radius["precision"],
+                    "recall": by_radius["recall"],
+                }
+            ),
+            pd.DataFrame({"curve": "rank", "x": at_n["n"], "precision": at_n["precision"], "recall": at_n["recall"]}),
+        ]
+    )
     curves.to_csv(run_dir / "curves.csv", index=False)
     write_json(run_dir / "evaluation.json", scalars)
     return scalars
@@ -70,9 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     label = "whole database" if scalars["topk"] is None else scalars["topk"]
-    print(f"{scalars['run']}: mAP@{label} = {scalars['map']:.4f}, "
-          f"P@H<=2 = {scalars['precision_within_hamming_2']:.4f} "
-          f"({scalars['queries']} queries, {scalars['database']} database, {scalars['bits']} bits)")
+    print(
+        f"{scalars['run']}: mAP@{label} = {scalars['map']:.4f}, "
+        f"P@H<=2 = {scalars['precision_within_hamming_2']:.4f} "
+        f"({scalars['queries']} queries, {scalars['database']} database, {scalars['bits']} bits)"
+    )
     print(f"wrote {Path(args.run_dir) / 'evaluation.json'} and {Path(args.run_dir) / 'curves.csv'}")
     return 0
 

@@ -15,24 +15,14 @@ Two forms:
     in-batch: pairs within the batch only (the textbook DPSH form), averaged over batch².
 The quantization term is averaged over the batch's code elements in both forms, as in the released code.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-def as_label_matrix(labels: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
-    """Labels as a (n, num_classes) 0/1 float matrix: accepts class indices (n,) or one/multi-hot (n, c)."""
-    if labels.dim() == 1:
-        if labels.dtype.is_floating_point:
-            raise ValueError("1-D labels must be integer class indices")
-        if num_classes is None:
-            raise ValueError("num_classes is needed to turn class indices into one-hot labels")
-        return F.one_hot(labels.long(), num_classes).float()
-    if labels.dim() != 2:
-        raise ValueError(f"labels must be (n,) class indices or (n, classes) 0/1 vectors; got {tuple(labels.shape)}")
-    return labels.float()
+from mh.binary import label_rows
 
 
 def similarity(labels_a: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
@@ -52,40 +42,51 @@ def quantization_error(codes: torch.Tensor) -> torch.Tensor:
 
 
 class DPSHLoss(nn.Module):
-    """Eq. 18 as a module. forward(codes (B, K), labels (B,) or (B, C), indices (B,)) → scalar loss.
+    """Eq. 18 as a module: ``loss = criterion(codes (B, K), labels (B,) or (B, C))`` → scalar.
 
     Args:
         num_train: size of the training set (rows of the memory bank).
         bits: K. num_classes: C.
         quantization_weight: η (0.01 CIFAR-10, 0.05 NUS-WIDE / ImageNet in the paper).
-        memory_bank: True for the released form, False for in-batch pairs (``indices`` then unused).
-    After each call, ``last_terms`` holds the two terms as floats, for logging.
+        memory_bank: True for the released form, False for in-batch pairs.
+
+    With the memory bank, the training loop first writes the batch into the bank,
+    ``criterion.update_bank(codes, labels, indices)``, then calls the loss: the released code's order. The
+    update is a step of its own so that a distributed run can feed it the codes of every rank. After each
+    call ``last_terms`` holds the two terms as detached tensors on the codes' device (no host sync), for
+    logging.
     """
 
-    def __init__(self, num_train: int, bits: int, num_classes: int, quantization_weight: float,
-                 memory_bank: bool = True):
+    def __init__(
+        self, num_train: int, bits: int, num_classes: int, quantization_weight: float, memory_bank: bool = True
+    ):
         super().__init__()
         self.num_classes = num_classes
         self.quantization_weight = quantization_weight
         self.memory_bank = memory_bank
         self.register_buffer("bank_codes", torch.zeros(num_train if memory_bank else 0, bits))
         self.register_buffer("bank_labels", torch.zeros(num_train if memory_bank else 0, num_classes))
-        self.last_terms: dict[str, float] = {}
+        self.last_terms: dict[str, torch.Tensor] = {}
 
-    def forward(self, codes: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor | None = None):
+    @torch.no_grad()
+    def update_bank(self, codes: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor) -> None:
+        """U[indices] = codes (detached), Y[indices] = labels: the batch's rows of the memory bank."""
+        if not self.memory_bank:
+            raise ValueError("this DPSHLoss was built with memory_bank=False: it has no bank to update")
+        indices = indices.to(self.bank_codes.device)
+        self.bank_codes[indices] = codes.detach().to(self.bank_codes.dtype)
+        self.bank_labels[indices] = label_rows(labels, self.num_classes).to(self.bank_labels)
+
+    def forward(self, codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         dtype = torch.promote_types(codes.dtype, torch.float32)  # bf16 codes from autocast → fp32
         codes = codes.to(dtype)
-        labels = as_label_matrix(labels, self.num_classes).to(codes.device, dtype)
+        labels = label_rows(labels, self.num_classes).to(codes.device, dtype)
         if self.memory_bank:
-            if indices is None:
-                raise ValueError("the memory-bank loss needs the training-set indices of the batch")
-            self.bank_codes[indices] = codes.detach().to(self.bank_codes.dtype)
-            self.bank_labels[indices] = labels.to(self.bank_labels.dtype)
             others, other_labels = self.bank_codes.to(dtype), self.bank_labels.to(dtype)
         else:
             others, other_labels = codes, labels
         theta = 0.5 * codes @ others.t()
         likelihood = pair_likelihood(theta, similarity(labels, other_labels)).mean()
         quantization = quantization_error(codes)
-        self.last_terms = {"likelihood": likelihood.item(), "quantization": quantization.item()}
+        self.last_terms = {"likelihood": likelihood.detach(), "quantization": quantization.detach()}
         return likelihood + self.quantization_weight * quantization

@@ -13,12 +13,15 @@ Inputs: codes (n, K) as {−1, +1}, {0, 1} or real values (their sign is taken),
 (n,) class indices or (n, C) 0/1 rows. Everything is vectorised and chunked over queries, so 5,000 queries
 against 200,000 database items fit in memory.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+
+from mh.binary import as_sign_codes, hamming_distances, label_rows, pack_words
 
 RANKING_CONVENTION = (
     "rank by Hamming distance, ties by database index (stable); relevant = shares >= 1 label; "
@@ -27,38 +30,19 @@ RANKING_CONVENTION = (
 DEFAULT_QUERY_CHUNK = 16  # small chunks keep each step's arrays in cache: 1.7× faster than 256
 
 
-def as_sign_codes(codes) -> torch.Tensor:
-    """Codes as a float32 torch tensor of ±1 (n, K). Accepts ±1, 0/1 or real-valued codes (sign taken, 0 → +1)."""
-    codes = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
-    if codes.dim() != 2:
-        raise ValueError(f"codes must be (n, bits); got shape {tuple(codes.shape)}")
-    codes = codes.detach().to("cpu", torch.float32)
-    if bool(((codes == 0) | (codes == 1)).all()):
-        return codes * 2 - 1
-    return torch.where(codes >= 0, 1.0, -1.0)
-
-
-def as_label_rows(labels) -> torch.Tensor:
-    """Labels as a (n, C) float32 0/1 tensor; (n,) class indices become one-hot rows."""
-    labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).cpu()
-    if labels.dim() == 1:
-        return torch.nn.functional.one_hot(labels.long(), int(labels.max()) + 1).float()
-    if labels.dim() != 2:
-        raise ValueError(f"labels must be (n,) or (n, classes); got shape {tuple(labels.shape)}")
-    return labels.float()
-
-
 def _prepare(query_codes, db_codes, query_labels, db_labels, device="cpu"):
     q, d = as_sign_codes(query_codes), as_sign_codes(db_codes)
     if q.shape[1] != d.shape[1]:
         raise ValueError(f"query codes have {q.shape[1]} bits, database codes {d.shape[1]}")
-    ql, dl = as_label_rows(query_labels), as_label_rows(db_labels)
+    ql, dl = label_rows(query_labels).cpu(), label_rows(db_labels).cpu()
     width = max(ql.shape[1], dl.shape[1])  # one-hot rows built separately may differ in width
     ql = torch.nn.functional.pad(ql, (0, width - ql.shape[1]))
     dl = torch.nn.functional.pad(dl, (0, width - dl.shape[1]))
     if ql.shape[0] != q.shape[0] or dl.shape[0] != d.shape[0]:
-        raise ValueError("each code needs one label row: "
-                         f"{q.shape[0]} query codes / {ql.shape[0]} labels, {d.shape[0]} database codes / {dl.shape[0]} labels")
+        raise ValueError(
+            "each code needs one label row: "
+            f"{q.shape[0]} query codes / {ql.shape[0]} labels, {d.shape[0]} database codes / {dl.shape[0]} labels"
+        )
     return q.to(device), d.to(device), ql.to(device), dl.to(device)
 
 
@@ -68,12 +52,26 @@ def hamming_distance_matrix(query_codes: torch.Tensor, db_codes: torch.Tensor) -
     return ((bits - query_codes @ db_codes.t()) / 2).round().to(torch.int64)
 
 
-def _pack_rows(rows: torch.Tensor) -> np.ndarray:
-    """(n, W) 0/1 or ±1 rows → (n, ⌈W/64⌉) uint64 bit words (zero padded), for popcount and bitwise AND."""
-    bits = np.packbits(rows.cpu().numpy() > 0, axis=1)
-    padded = np.zeros((bits.shape[0], -(-bits.shape[1] // 8) * 8), dtype=np.uint8)
-    padded[:, :bits.shape[1]] = bits
-    return padded.view(np.uint64)
+def reference_mean_average_precision(
+    query_codes, db_codes, query_labels, db_labels, topk: int | None = None, deephash_compat: bool = False
+) -> float:
+    """mAP@topK one query at a time, in float64, straight from the definition: the readable version that
+    ``mean_average_precision`` is tested and benchmarked against (as the scan's "reference" backend is).
+
+    The loop of DeepHash-pytorch's CalcTopMap, with a stable sort so that ties go by database index.
+    """
+    q, d, ql, dl = (tensor.double().numpy() for tensor in _prepare(query_codes, db_codes, query_labels, db_labels))
+    depth = d.shape[0] if topk is None else topk
+    if deephash_compat and topk is None:
+        depth = d.shape[0] - 1
+    per_query = []
+    for i in range(q.shape[0]):
+        hamming = 0.5 * (q.shape[1] - d @ q[i])
+        relevant = (dl @ ql[i] > 0)[np.argsort(hamming, kind="stable")][:depth]
+        hits = np.cumsum(relevant)
+        precision_at_hits = hits[relevant] / (np.flatnonzero(relevant) + 1.0)
+        per_query.append(precision_at_hits.mean() if relevant.any() else 0.0)
+    return float(np.mean(per_query))
 
 
 class _Ranking:
@@ -89,18 +87,14 @@ class _Ranking:
         if self.on_gpu:
             self.q, self.d, self.ql, self.dl = q, d, ql, dl
         else:
-            self.q, self.ql = _pack_rows(q), _pack_rows(ql)
+            self.q, self.ql = pack_words(q), pack_words(ql)
             # database words stored word-major so each word is one contiguous row
-            self.d, self.dl = np.ascontiguousarray(_pack_rows(d).T), np.ascontiguousarray(_pack_rows(dl).T)
+            self.d, self.dl = np.ascontiguousarray(pack_words(d).T), np.ascontiguousarray(pack_words(dl).T)
 
     def distances(self, rows: slice):
         if self.on_gpu:
             return hamming_distance_matrix(self.q[rows], self.d)
-        dtype = np.uint8 if self.bits < 256 else np.uint16
-        total = np.zeros((len(self.q[rows]), self.n_db), dtype=dtype)
-        for word in range(self.q.shape[1]):
-            total += np.bitwise_count(self.q[rows, word, None] ^ self.d[word]).astype(dtype, copy=False)
-        return total
+        return hamming_distances(self.q[rows], self.d)
 
     def relevance(self, rows: slice):
         if self.on_gpu:
@@ -120,8 +114,10 @@ class _Ranking:
         return np.take_along_axis(relevant, order, axis=1)
 
 
-def _average_precisions(ranked: np.ndarray) -> np.ndarray:
-    """(n_q, depth) bool relevance in ranked order → (n_q,) AP in float64, touching only the relevant entries."""
+def average_precisions(ranked: np.ndarray) -> np.ndarray:
+    """(n_q, depth) bool relevance in ranked order → (n_q,) AP in float64, touching only the relevant entries.
+
+    AP = Σ_k P@k · rel_k / Σ_k rel_k over the given depth; a query without a relevant item gets 0."""
     query, position = np.nonzero(ranked)
     per_query = np.bincount(query, minlength=ranked.shape[0])
     first = np.concatenate(([0], np.cumsum(per_query)[:-1]))
@@ -143,9 +139,16 @@ def _map_over_chunks(function, n_queries: int, query_chunk: int, parallel: bool)
         return list(pool.map(function, chunks))
 
 
-def mean_average_precision(query_codes, db_codes, query_labels, db_labels, topk: int | None = None,
-                           deephash_compat: bool = False, query_chunk: int = DEFAULT_QUERY_CHUNK,
-                           device="cpu") -> float:
+def mean_average_precision(
+    query_codes,
+    db_codes,
+    query_labels,
+    db_labels,
+    topk: int | None = None,
+    deephash_compat: bool = False,
+    query_chunk: int = DEFAULT_QUERY_CHUNK,
+    device="cpu",
+) -> float:
     """mAP@topK under the module's convention. Returns a float in [0, 1]. ``device`` runs it on a GPU."""
     q, d, ql, dl = _prepare(query_codes, db_codes, query_labels, db_labels, device)
     n_db = d.shape[0]
@@ -155,8 +158,12 @@ def mean_average_precision(query_codes, db_codes, query_labels, db_labels, topk:
     if deephash_compat and topk is None:
         depth = n_db - 1
     ranking = _Ranking(q, d, ql, dl)
-    aps = _map_over_chunks(lambda rows: _average_precisions(ranking.ranked_relevance(rows, depth)),
-                           q.shape[0], query_chunk, parallel=not ranking.on_gpu)
+    aps = _map_over_chunks(
+        lambda rows: average_precisions(ranking.ranked_relevance(rows, depth)),
+        q.shape[0],
+        query_chunk,
+        parallel=not ranking.on_gpu,
+    )
     return float(np.concatenate(aps).mean())
 
 
@@ -169,12 +176,16 @@ def _counts_by_distance(ranking: _Ranking, n_queries: int, query_chunk: int):
         relevant = np.asarray(torch.as_tensor(ranking.relevance(rows)).cpu())
         keys = distances + (np.arange(distances.shape[0]) * width)[:, None]
         size, shape = distances.shape[0] * width, (distances.shape[0], width)
-        return (np.bincount(keys.ravel(), minlength=size).reshape(shape),
-                np.bincount(keys[relevant], minlength=size).reshape(shape))
+        return (
+            np.bincount(keys.ravel(), minlength=size).reshape(shape),
+            np.bincount(keys[relevant], minlength=size).reshape(shape),
+        )
 
     parts = _map_over_chunks(count, n_queries, query_chunk, parallel=not ranking.on_gpu)
-    return (np.concatenate([p[0] for p in parts]).astype(np.float64),
-            np.concatenate([p[1] for p in parts]).astype(np.float64))
+    return (
+        np.concatenate([p[0] for p in parts]).astype(np.float64),
+        np.concatenate([p[1] for p in parts]).astype(np.float64),
+    )
 
 
 def pr_curve_by_radius(query_codes, db_codes, query_labels, db_labels, query_chunk: int = DEFAULT_QUERY_CHUNK):
@@ -192,8 +203,9 @@ def pr_curve_by_radius(query_codes, db_codes, query_labels, db_labels, query_chu
     return {"radius": np.arange(q.shape[1] + 1), "precision": precision, "recall": recall}
 
 
-def precision_recall_at_n(query_codes, db_codes, query_labels, db_labels, n_values,
-                          query_chunk: int = DEFAULT_QUERY_CHUNK):
+def precision_recall_at_n(
+    query_codes, db_codes, query_labels, db_labels, n_values, query_chunk: int = DEFAULT_QUERY_CHUNK
+):
     """Precision@N and recall@N of the ranked list (stable ties) for each N in ``n_values``.
 
     Returns a dict of numpy arrays ``n``, ``precision``, ``recall`` (recall 0 for queries with no relevant item).
@@ -213,12 +225,16 @@ def precision_recall_at_n(query_codes, db_codes, query_labels, db_labels, n_valu
 
     parts = _map_over_chunks(sums, q.shape[0], query_chunk, parallel=True)
     n_queries = q.shape[0]
-    return {"n": n_values, "precision": sum(p[0] for p in parts) / n_queries,
-            "recall": sum(p[1] for p in parts) / n_queries}
+    return {
+        "n": n_values,
+        "precision": sum(p[0] for p in parts) / n_queries,
+        "recall": sum(p[1] for p in parts) / n_queries,
+    }
 
 
-def precision_within_radius(query_codes, db_codes, query_labels, db_labels, radius: int = 2,
-                            query_chunk: int = DEFAULT_QUERY_CHUNK) -> float:
+def precision_within_radius(
+    query_codes, db_codes, query_labels, db_labels, radius: int = 2, query_chunk: int = DEFAULT_QUERY_CHUNK
+) -> float:
     """P@H≤r: mean over queries of the precision among items within Hamming radius r (0 if none)."""
     curve = pr_curve_by_radius(query_codes, db_codes, query_labels, db_labels, query_chunk)
     if not 0 <= radius < len(curve["precision"]):

@@ -1,23 +1,31 @@
 """MambaHash (He & Wei, ICMR 2025): stem, four stages of grouped Mamba blocks, AFEM, tanh hash layer.
 
-Glossary (code name → paper symbol):
+Glossary (code name → paper symbol). The paper reuses two letters, so two rows say which meaning is meant:
 
-    batch               B   images per batch
-    tokens (B, L, C)    x   a stage's feature sequence; L = H·W tokens, C channels (paper: N × D in §3.2)
-    dim // 4            D   channels of one scan group (§3.3.1: "the size of each group is D/4")
-    d_state             N   SSM state size (1 in MambaHash)
-    bits                K   hash code length, 16/32/48/64 in the paper
-    delta               Δ   the step size, input dependent (selective)
-    A_logs              A = −exp(A_log), the SSM's diagonal evolution matrix (Eq. 1)
-    afem_ratio          λ   AFEM channel-enhancement ratio, λ = 2^(μK + b) with μ = 1/16, b = 0 (Eq. 16)
-    quantization_weight η   weight of the quantization term (Eq. 18; ``mh.losses``)
+    batch               B    images per batch
+    tokens (B, L, C)    x    a stage's feature sequence: L tokens of C channels. §3.2 writes it N × D, so
+                             the paper's N is our L (sequence length) and the paper's D is our C
+    dim (= C)           D    channels of a stage (§3.2: "D is the number of channels")
+    dim // 4            D/4  channels of one scan group (§3.3.1: "the size of each group is D/4"); inside a
+                             ``DirectionalSSM`` this width is called ``dim``
+    d_state             N    SSM state size (§3.1, Eq. 1: h(t) ∈ R^N); 1 in MambaHash
+    bits                K    hash code length, 16/32/48/64 in the paper
+    delta               Δ    the step size, input dependent (selective), §3.1
+    A_logs              A    A = −exp(A_log), the SSM's diagonal evolution matrix (Eq. 1)
+    afem_ratio          λ    AFEM channel-enhancement ratio λ = φ(K) = 2^(μK + b), μ = 1/16, b = 0 (Eq. 15–16)
+    hash                W, b the hash layer: h = tanh(W · AvgPool(x_afem) + b) (§3.4, last paragraph; no number)
+    quantization_weight η    weight of the quantization term (Eq. 18; ``mh.losses``)
 
-Architecture (§3.2–3.4; layer by layer in ``shared/spec/MODEL_SPEC.md``):
+Architecture (§3.2–3.4; layer by layer, with counts and quirks, in ``docs/model.md``):
 
     image (B, 3, H, W) ─ Stem: 7×7/2 conv, two 3×3 convs, 3×3/2 conv, LN → tokens at H/4 × W/4
-    4 stages: [downsample 3×3/2 + LN] → depth × MambaBlock → LN → (B, C, h, w)
+    4 stages (``stages[0..3]``): [downsample 3×3/2 + LN] → depth × MambaBlock (Eq. 4) → LN → (B, C, h, w)
         C = 64, 128, 348, 512; depth = 3, 4, 16, 3; FFN ratio 8, 8, 4, 4
-    AFEM (B, 512, h, w) → global average pool → Linear(512, K) → tanh → codes (B, K) in (−1, 1)
+    AFEM (Eq. 12–14) (B, 512, h, w) → global average pool → Linear(512, K) → tanh → codes (B, K) in (−1, 1)
+
+GroupMamba names its stage modules ``patch_embed1..4``, ``block1..4``, ``norm1..4``; here they are
+``stages[i].patch_embed``, ``stages[i].blocks``, ``stages[i].norm``, and ``mh.weights`` renames the keys
+of GroupMamba's files on loading (timm's checkpoint-filter pattern).
 
 Where the paper and the released code differ (defaults follow the code only where the paper's choice
 would change the parameter count the paper reports in Table 4, 38.99 M at 48 bits):
@@ -31,6 +39,7 @@ would change the parameter count the paper reports in Table 4, 38.99 M at 48 bit
                   (row, col, reversed row, reversed col). Parameters are equal either way, so the default
                   follows the paper, ``direction_order="released"`` matches GroupMamba's pretrained weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +49,8 @@ import warnings
 import torch
 import torch.nn as nn
 
-from mh.blocks import MambaBlock
-from mh.directions import GROUP_ORDERS
+from mh.blocks import DirectionalSSM, MambaBlock
+from mh.directions import GROUP_ORDERS, map_to_tokens, tokens_to_map
 from mh.weights import LoadReport, load_weights
 
 VARIANTS = {
@@ -60,7 +69,7 @@ MAX_AFEM_RATIO = 16
 
 
 def afem_ratio_for_bits(bits: int) -> int:
-    """λ = 2^(K // 16) (Eq. 16 with μ = 1/16, b = 0, as the released code rounds it): 16→2, 32→4, 48→8, 64→16."""
+    """λ = φ(K) = 2^(K // 16) (Eq. 15–16, μ = 1/16, b = 0, rounded as the released code does): 2, 4, 8, 16."""
     return 2 ** (bits // 16)
 
 
@@ -84,7 +93,7 @@ class Stem(nn.Module):
     def forward(self, images: torch.Tensor):
         grid = self.proj(self.conv(images))
         height, width = grid.shape[-2:]
-        return self.norm(grid.flatten(2).transpose(1, 2)), height, width
+        return self.norm(map_to_tokens(grid)), height, width
 
 
 class Downsample(nn.Module):
@@ -98,7 +107,26 @@ class Downsample(nn.Module):
     def forward(self, grid: torch.Tensor):
         grid = self.proj(grid)
         height, width = grid.shape[-2:]
-        return self.norm(grid.flatten(2).transpose(1, 2)), height, width
+        return self.norm(map_to_tokens(grid)), height, width
+
+
+class Stage(nn.Module):
+    """One of the four stages (§3.2–3.3): entry (stem or downsample) → depth × MambaBlock (Eq. 4) → LN (eps 1e-6).
+
+    Shapes: forward((B, C_in, H, W)) → (B, C, H', W'), with H' = H/4 after the stem, H/2 after a downsample.
+    """
+
+    def __init__(self, patch_embed: nn.Module, blocks: list[MambaBlock], dim: int):
+        super().__init__()
+        self.patch_embed = patch_embed
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+
+    def forward(self, grid: torch.Tensor) -> torch.Tensor:
+        tokens, height, width = self.patch_embed(grid)
+        for block in self.blocks:
+            tokens = block(tokens, height, width)
+        return tokens_to_map(self.norm(tokens), height, width)
 
 
 class AdaptiveFeatureEnhancement(nn.Module):
@@ -142,9 +170,16 @@ class MambaHash(nn.Module):
         direction_order: "paper" (Eq. 5) or "released" (GroupMamba's weights), see ``mh.directions``.
     """
 
-    def __init__(self, bits: int, variant: str = "full", scan_backend: str = "auto",
-                 ciam_kernel="released", afem_groups: str = "released", afem_ratio: int | None = None,
-                 direction_order: str = "paper"):
+    def __init__(
+        self,
+        bits: int,
+        variant: str = "full",
+        scan_backend: str = "auto",
+        ciam_kernel="released",
+        afem_groups: str = "released",
+        afem_ratio: int | None = None,
+        direction_order: str = "paper",
+    ):
         super().__init__()
         self.bits = check_bits(bits)
         if variant not in VARIANTS:
@@ -153,15 +188,15 @@ class MambaHash(nn.Module):
             raise ValueError(f"unknown direction_order {direction_order!r}; expected one of {tuple(GROUP_ORDERS)}")
         self.variant = variant
         self.direction_order = direction_order
+        self.scan_backend = scan_backend
         with_ciam, with_afem = VARIANTS[variant]
         kernel = self._ciam_kernel(ciam_kernel) if with_ciam else None
         orders = GROUP_ORDERS[direction_order]
-        for stage, (dim, depth, ratio) in enumerate(zip(STAGE_DIMS, STAGE_DEPTHS, MLP_RATIOS), start=1):
-            entry = Stem(dim) if stage == 1 else Downsample(STAGE_DIMS[stage - 2], dim)
-            blocks = nn.ModuleList(MambaBlock(dim, ratio, orders, kernel, scan_backend) for _ in range(depth))
-            setattr(self, f"patch_embed{stage}", entry)
-            setattr(self, f"block{stage}", blocks)
-            setattr(self, f"norm{stage}", nn.LayerNorm(dim, eps=1e-6))
+        self.stages = nn.ModuleList()
+        for index, (dim, depth, ratio) in enumerate(zip(STAGE_DIMS, STAGE_DEPTHS, MLP_RATIOS, strict=True)):
+            entry = Stem(dim) if index == 0 else Downsample(STAGE_DIMS[index - 1], dim)
+            blocks = [MambaBlock(dim, ratio, orders, kernel, scan_backend) for _ in range(depth)]
+            self.stages.append(Stage(entry, blocks, dim))
         self.afem = self._afem(afem_ratio, afem_groups) if with_afem else None
         self.hash = nn.Linear(STAGE_DIMS[-1], self.bits)
         self.apply(_init_weights)
@@ -192,16 +227,19 @@ class MambaHash(nn.Module):
         """Backbone: images (B, 3, H, W) → stage-4 map (B, 512, ⌈H/32⌉, ⌈W/32⌉)."""
         _check_images(images)
         grid = images
-        for stage in range(1, len(STAGE_DIMS) + 1):
-            tokens, height, width = getattr(self, f"patch_embed{stage}")(grid)
-            for block in getattr(self, f"block{stage}"):
-                tokens = block(tokens, height, width)
-            tokens = getattr(self, f"norm{stage}")(tokens)
-            grid = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, height, width)
+        for stage in self.stages:
+            grid = stage(grid)
         return grid
 
+    def set_scan_backend(self, backend) -> None:
+        """Use ``backend`` (a name of ``mh.scan.selective_scan`` or a callable with its signature) in every scan."""
+        self.scan_backend = backend
+        for module in self.modules():
+            if isinstance(module, DirectionalSSM):
+                module.scan_backend = backend
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Images (B, 3, H, W) → continuous codes h = tanh(W · AvgPool(AFEM(features)) + b), (B, K)."""
+        """Images (B, 3, H, W) → continuous codes h = tanh(W · AvgPool(AFEM(features)) + b), (B, K) (§3.4)."""
         grid = self.forward_features(images)
         if self.afem is not None:
             grid = self.afem(grid)

@@ -26,6 +26,7 @@ Backends:
 Like mamba-ssm, the scan runs in float32 whatever the input dtype (float64 inputs stay float64 here so
 that tests can compare in double precision; mamba-ssm's own reference would downcast them).
 """
+
 from __future__ import annotations
 
 import functools
@@ -171,9 +172,16 @@ def selective_scan(
     if resolved == "cuda":
         scan_fn = _mamba_ssm_selective_scan()
         return scan_fn(
-            u.contiguous(), delta.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(),
-            None if D is None else D.contiguous(), None if z is None else z.contiguous(),
-            None if delta_bias is None else delta_bias.contiguous(), delta_softplus, return_last_state,
+            u.contiguous(),
+            delta.contiguous(),
+            A.contiguous(),
+            B.contiguous(),
+            C.contiguous(),
+            None if D is None else D.contiguous(),
+            None if z is None else z.contiguous(),
+            None if delta_bias is None else delta_bias.contiguous(),
+            delta_softplus,
+            return_last_state,
         )
     return _pytorch_scan(
         u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunked=(resolved == "chunked")

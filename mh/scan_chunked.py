@@ -24,6 +24,7 @@ does T times more arithmetic and memory traffic; measured at (b, d, l) = (2, 87,
 with autograd through both: 93 ms (matrix, T = 8) vs 14 ms (loop, T = 8); both grow with T.
 The backward pass is the adjoint recurrence, solved the same way (``_LinearRecurrence``).
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Continuous state space models and their discretisations (paper §3.1, Eq. 1–4), for teaching.
+"""Continuous state space models and their discretisations (paper §3.1, Eq. 1–3), for teaching.
 
     h'(t) = A h(t) + B x(t),   y(t) = C h(t)                      (Eq. 1)
     h_k = Ā h_{k−1} + B̄ x_k,    y_k = C h_k                         (Eq. 2)
@@ -8,6 +8,7 @@ With step Δ, zero-order hold (x constant over each step) gives exactly (Eq. 3)
 Mamba's kernels use the simpler B̄ = ΔB (the first-order term), keeping Ā exact. Shapes: A (N, N),
 B (N, 1), C (1, N); diagonal A is given as its (N,) diagonal to the ``*_diagonal`` functions.
 """
+
 from __future__ import annotations
 
 import torch
@@ -44,7 +45,12 @@ def mamba_rule(a: torch.Tensor, b: torch.Tensor, delta: float) -> tuple[torch.Te
     return torch.exp(delta * a), delta * b
 
 
-DISCRETISATIONS = {"ZOH (exact)": zoh_diagonal, "Euler": euler, "bilinear": bilinear, "Mamba (Ā exact, B̄ = ΔB)": mamba_rule}
+DISCRETISATIONS = {
+    "ZOH (exact)": zoh_diagonal,
+    "Euler": euler,
+    "bilinear": bilinear,
+    "Mamba (Ā exact, B̄ = ΔB)": mamba_rule,
+}
 
 
 def run_recurrence(decay: torch.Tensor, drive: torch.Tensor, c: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -66,7 +72,7 @@ def convolution_kernel(decay: torch.Tensor, drive: torch.Tensor, c: torch.Tensor
 def causal_convolution(kernel: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
     """y_k = Σ_{j ≤ k} K_j x_{k−j}. (L,), (L,) → (L,)."""
     length = inputs.shape[0]
-    return torch.stack([(kernel[:k + 1].flip(0) * inputs[:k + 1]).sum() for k in range(length)])
+    return torch.stack([(kernel[: k + 1].flip(0) * inputs[: k + 1]).sum() for k in range(length)])
 
 
 def exact_step_response(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, times: torch.Tensor) -> torch.Tensor:

@@ -1,12 +1,17 @@
 """Loading pretrained weights by name, with a report of what loaded and what did not.
 
-MambaHash keeps GroupMamba's module names (``patch_embed1..4``, ``block1..4``, ``norm1..4``,
-``attn.mamba_g1..4``, ``attn.norm``, ``attn.proj``, ``attn.skip_scale``, ``mlp.fc1/dwconv.dwconv/fc2``), so
-ImageNet GroupMamba-S weights (``groupmamba_small_ema.pth``) load into the backbone directly. Three names
-are this project's own and are translated from the released MambaHash code's:
-``attn.fc``/``attn.conv`` (CIAM) → ``attn.ciam.fc``/``attn.ciam.conv`` and ``feature_module.*`` (AFEM) →
-``afem.*``. GroupMamba has no CIAM, AFEM or hash layer: those stay at their random initialisation.
+MambaHash keeps GroupMamba's module names inside a block (``attn.mamba_g1..4``, ``attn.norm``,
+``attn.proj``, ``attn.skip_scale``, ``mlp.fc1/dwconv.dwconv/fc2``), so ImageNet GroupMamba-S weights
+(``groupmamba_small_ema.pth``) load into the backbone after a key filter, timm's pattern for checkpoints of
+another layout (``to_project_names``):
+
+    patch_embed{i}. / block{i}. / norm{i}.   →  stages.{i−1}.patch_embed. / .blocks. / .norm.
+    attn.fc / attn.conv (released CIAM)     →  attn.ciam.fc / attn.ciam.conv
+    feature_module.* (released AFEM)        →  afem.expand / branch1 / branch3 / branch5 / reduce
+
+GroupMamba has no CIAM, AFEM or hash layer: those stay at their random initialisation.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,6 +22,9 @@ import torch
 import torch.nn as nn
 
 _RELEASED_TO_OURS = (
+    (re.compile(r"^patch_embed([1-4])\."), lambda match: f"stages.{int(match[1]) - 1}.patch_embed."),
+    (re.compile(r"^block([1-4])\."), lambda match: f"stages.{int(match[1]) - 1}.blocks."),
+    (re.compile(r"^norm([1-4])\."), lambda match: f"stages.{int(match[1]) - 1}.norm."),
     (re.compile(r"\.attn\.fc\."), ".attn.ciam.fc."),
     (re.compile(r"\.attn\.conv\."), ".attn.ciam.conv."),
     (re.compile(r"^feature_module\.f1\.conv\."), "afem.expand."),
@@ -25,7 +33,8 @@ _RELEASED_TO_OURS = (
     (re.compile(r"^feature_module\.dwconv3\.conv\."), "afem.branch5."),
     (re.compile(r"^feature_module\.f2\.conv\."), "afem.reduce."),
 )
-_NESTING_KEYS = ("model", "state_dict", "model_ema", "state_dict_ema", "module")
+# a training checkpoint holding both prefers the EMA weights: those are the ones GroupMamba evaluates
+_NESTING_KEYS = ("model_ema", "state_dict_ema", "model", "state_dict", "module")
 
 
 @dataclass
@@ -33,6 +42,7 @@ class LoadReport:
     """What ``load_groupmamba_weights`` did. Key lists are sorted; counts are of tensor elements."""
 
     path: str
+    nested_under: list[str] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
@@ -41,8 +51,9 @@ class LoadReport:
     random_parameters: int = 0
 
     def __str__(self) -> str:
+        nesting = "".join(f"[{key!r}]" for key in self.nested_under)
         lines = [
-            f"weights from {self.path}:",
+            f"weights from {self.path}{nesting}:",
             f"  loaded      {len(self.loaded):5d} keys ({self.loaded_parameters / 1e6:.2f} M parameters)",
             f"  missing     {len(self.missing):5d} keys, left at random init "
             f"({self.random_parameters / 1e6:.2f} M parameters)",
@@ -53,13 +64,17 @@ class LoadReport:
         return "\n".join(lines)
 
 
-GROUPMAMBA_HINT = ("download groupmamba_small_ema.pth from the GroupMamba repository (Amshaker/GroupMamba) "
-                   "and pass its local path")
+GROUPMAMBA_HINT = (
+    "download groupmamba_small_ema.pth from the GroupMamba repository (Amshaker/GroupMamba) and pass its local path"
+)
 
 
-def read_state_dict(path, hint: str = GROUPMAMBA_HINT) -> dict[str, torch.Tensor]:
-    """A flat {name: tensor} dict from a checkpoint file, unwrapping "model"/"state_dict"/… nesting and
-    a DataParallel "module." prefix. Raises FileNotFoundError (with ``hint``) or ValueError."""
+def read_state_dict(
+    path, hint: str = GROUPMAMBA_HINT, nested_under: list[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """A flat {name: tensor} dict from a checkpoint file, unwrapping "model_ema"/"model"/"state_dict"/…
+    nesting (the keys taken are appended to ``nested_under``) and a DataParallel "module." prefix.
+    Raises FileNotFoundError (with ``hint``) or ValueError."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no weights file at {path!r}; {hint}")
@@ -71,17 +86,19 @@ def read_state_dict(path, hint: str = GROUPMAMBA_HINT) -> dict[str, torch.Tensor
         nested = next((k for k in _NESTING_KEYS if isinstance(checkpoint.get(k), dict)), None)
         if nested is None:
             break
+        if nested_under is not None:
+            nested_under.append(nested)
         checkpoint = checkpoint[nested]
     if not isinstance(checkpoint, dict) or not any(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         raise ValueError(f"{path!r} holds no state dict (found {type(checkpoint).__name__})")
     tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
     if all(k.startswith("module.") for k in tensors):
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
     return tensors
 
 
 def to_project_names(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename the released MambaHash code's CIAM and AFEM keys to this project's (others unchanged)."""
+    """GroupMamba's stage keys and the released MambaHash code's CIAM and AFEM keys → this project's names."""
     renamed = {}
     for key, value in state_dict.items():
         for pattern, replacement in _RELEASED_TO_OURS:
@@ -97,9 +114,9 @@ def load_weights(model: nn.Module, path, rename=to_project_names, hint: str = GR
     Raises ValueError when nothing matches (the wrong file, or a model of another architecture), so a
     run never silently trains from scratch when it was meant to start from pretrained weights.
     """
-    source = rename(read_state_dict(path, hint))
-    target = model.state_dict()
     report = LoadReport(path=os.fspath(path))
+    source = rename(read_state_dict(path, hint, report.nested_under))
+    target = model.state_dict()
     matching = {}
     for key, value in source.items():
         if key not in target:

@@ -27,7 +27,7 @@ import torch
 from mh.scan import cuda_scan_available, selective_scan
 from mh.ssm import (DISCRETISATIONS, causal_convolution, convolution_kernel, exact_step_response,
                     run_recurrence, zoh_diagonal, zoh_matrix_exponential)
-from mh.workspace import open_workspace
+from mh.repro.workspace import open_workspace
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 print(ws.label())

@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from mh.directions import GROUP_ORDERS, ORDERS, neighbour_kinds, to_grid, to_sequence, visit_order
-from mh.workspace import open_workspace
+from mh.repro.workspace import open_workspace
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 PAPER_SYMBOL = {"row": "x_L", "row_reversed": "x_R", "col": "x_T", "col_reversed": "x_B"}

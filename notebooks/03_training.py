@@ -23,20 +23,20 @@ OUT_DIR = ".."
 BITS = None
 
 # %%
-import json
-
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 import pandas as pd
 import torch
 
-from mh.backbones import build_hashing_model
 from mh.codes import load_code_sets, retrieve
-from mh.data import CIFAR10_CLASSES, load_hashing_data
-from mh.evaluate import evaluate_run
-from mh.train import TrainConfig, encode, evaluate_codes, train
-from mh.workspace import open_workspace
+from mh.data import load_hashing_data
+from mh.engine import evaluate_model
+from mh.registry import build_hashing_model
+from mh.repro.runs import ensure_run
+from mh.repro.workspace import open_workspace
+from mh.splits import CIFAR10_CLASSES
+from mh.train import TrainConfig
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.profile
@@ -66,9 +66,7 @@ pd.Series(data.record["sizes"], name="images").to_frame().assign(source=data.rec
 # %%
 torch.manual_seed(SEED)
 untrained = build_hashing_model("mambahash", 48, image_size=profile.image_size).to(ws.device)
-untrained_map = evaluate_codes(encode(untrained, data.query, profile.encode_batch_size, ws.device),
-                               encode(untrained, data.database, profile.encode_batch_size, ws.device),
-                               data.protocol.topk)
+untrained_map = evaluate_model(untrained, data, profile, ws.device)[0]["map"]
 print(f"untrained MambaHash-48 mAP = {untrained_map:.4f}")
 del untrained
 
@@ -84,18 +82,15 @@ for bits in bit_lengths:
     config = TrainConfig(dataset="cifar10", bits=bits, model="mambahash", profile=profile.name, seed=SEED,
                          data_dir=str(ws.data_dir), runs_dir=str(ws.runs), split_dir=str(ws.splits),
                          device=str(ws.device))
-    results[bits] = train(config, data=data)
-    evaluate_run(results[bits].run_dir)
+    results[bits] = ensure_run(config, data)
 
 rows = []
-for bits, result in results.items():
-    evaluation = json.loads((result.run_dir / "evaluation.json").read_text())
-    manifest = json.loads((result.run_dir / "manifest.json").read_text())
-    rows.append({"bits": bits, "mAP (last epoch)": result.metrics["map"],
-                 "P@H≤2": evaluation["precision_within_hamming_2"], "epochs": result.metrics["epochs"],
-                 "train img/s": round(manifest["train_img_per_s"], 1),
-                 "train wall s": round(manifest["train_wall_seconds"], 1), "profile": result.metrics["profile"],
-                 "run": result.run_dir.name})
+for bits, record in results.items():
+    rows.append({"bits": bits, "mAP (last epoch)": record.metrics["map"],
+                 "P@H≤2": record.evaluation["precision_within_hamming_2"], "epochs": record.metrics["epochs"],
+                 "train img/s": round(record.manifest["train_img_per_s"], 1),
+                 "train wall s": round(record.manifest["train_wall_seconds"], 1), "profile": record.metrics["profile"],
+                 "run": record.name})
 summary = pd.DataFrame(rows)
 summary.loc[len(summary)] = {"bits": 48, "mAP (last epoch)": untrained_map, "P@H≤2": np.nan, "epochs": 0,
                              "train img/s": np.nan, "train wall s": 0.0, "profile": profile.describe(),
@@ -108,13 +103,13 @@ summary
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for bits, result in results.items():
-    losses = pd.read_csv(result.run_dir / "losses.csv")
+for bits, record in results.items():
+    losses = record.losses
     steps = np.arange(len(losses))
     axes[0].plot(steps, losses["loss"], alpha=0.25)
     axes[0].plot(steps, losses["loss"].rolling(10, min_periods=1).mean(), label=f"{bits} bits (10-step mean)",
                  color=axes[0].lines[-1].get_color())
-    history = pd.DataFrame(result.history).dropna(subset=["map"])
+    history = record.history.dropna(subset=["map"])
     axes[1].plot(history["epoch"], history["map"], marker="o", label=f"{bits} bits")
 axes[1].axhline(untrained_map, color="0.5", ls="--", label="untrained, 48 bits")
 axes[0].set_xlabel("training step"); axes[0].set_ylabel("DPSH loss (Eq. 18)"); axes[0].legend()

@@ -27,16 +27,14 @@ ABLATIONS = ["mambahash-no_ciam", "mambahash-no_afem", "mambahash-plain"]
 BACKBONES = ["resnet50", "vit_l_32", "hybridhash"]
 
 # %%
-import json
-
 import matplotlib.pyplot as plt
 import pandas as pd
 
 from mh.data import load_hashing_data
-from mh.evaluate import evaluate_run
-from mh.tables import MODEL_LABELS, TABLE2_METHODS, measured_runs, paper_numbers, side_by_side
-from mh.train import TrainConfig, train
-from mh.workspace import open_workspace
+from mh.repro.runs import ensure_run
+from mh.repro.tables import measured_beside_paper, measured_runs, paper_numbers, side_by_side, table1
+from mh.repro.workspace import open_workspace
+from mh.train import TrainConfig
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.profile
@@ -47,21 +45,17 @@ print(ws.label())
 #
 # The ablations and backbones are trained at 48 bits (the paper's Table 4 length); MambaHash's runs for
 # every bit length come from notebook 03. ResNet-50, ViT-L/32 and HybridHash are built by
-# `mh.backbones.build_hashing_model` (see notebook 05 for their sizes); none has pretrained weights here.
+# `mh.registry.build_hashing_model` (see notebook 05 for their sizes); none has pretrained weights here.
 
 # %%
 data = load_hashing_data("cifar10", ws.data_dir, profile.image_size, profile.transform_style, profile.subset,
                          SEED, ws.splits)
+records = {}
 for model in ["mambahash", *ABLATIONS, *BACKBONES]:
     config = TrainConfig(dataset="cifar10", bits=TABLE_BITS, model=model, profile=profile.name, seed=SEED,
                          data_dir=str(ws.data_dir), runs_dir=str(ws.runs), split_dir=str(ws.splits),
                          device=str(ws.device), eval_every=profile.epochs)
-    run_dir = ws.runs / config.name()
-    if not (run_dir / "metrics.json").exists():
-        print(f"training {model} ({TABLE_BITS} bits) …")
-        train(config, data=data)
-    if not (run_dir / "evaluation.json").exists():
-        evaluate_run(run_dir)
+    records[config.name()] = ensure_run(config, data)
 measured = measured_runs(ws.runs)
 measured
 
@@ -69,26 +63,17 @@ measured
 # ## 2. Table 1 — CIFAR-10 mAP@54,000 of 16 methods (paper) and MambaHash (measured)
 
 # %%
-table1 = paper_numbers("table1")
-table1 = table1[table1["dataset"] == "cifar10"].pivot(index="method", columns="bits", values="value")
-table1.columns = [f"{bits} bits" for bits in table1.columns]
-table1 = table1.sort_values("48 bits").reset_index()
-table1.insert(1, "source", "paper")
-ours = measured[measured["model"] == "mambahash"].pivot(index="model", columns="bits", values="map")
-ours.columns = [f"{bits} bits" for bits in ours.columns]
-ours = ours.reset_index(drop=True).assign(method="MambaHash (this project)", source=f"measured: {profile.describe()}")
-table1 = pd.concat([table1, ours], ignore_index=True)
-ws.save_table(table1, "04_table1_cifar10",
+cifar_table1 = table1(measured, profile.describe())
+ws.save_table(cifar_table1, "04_table1_cifar10",
               "Table 1, CIFAR-10 column: paper numbers (mAP@54,000) and this project's MambaHash "
               f"({ws.label()}). Empty cells: not measured under this profile.")
-table1
+cifar_table1
 
 # %% [markdown]
 # ## 3. Table 2 — ablations (w/o C = no CIAM, w/o F = no AFEM, * = plain Mamba blocks)
 
 # %%
-paper2 = paper_numbers("table2").replace({"method": TABLE2_METHODS})
-table2 = side_by_side(paper2, measured)
+table2 = side_by_side(paper_numbers("table2"), measured)
 ws.save_table(table2, "04_table2_ablation", f"Table 2 on CIFAR-10: paper mAP beside measured mAP ({ws.label()}).")
 table2
 
@@ -112,11 +97,7 @@ paper_numbers("table3").query("dataset != 'cifar10'").pivot_table(index=["datase
 # ## 5. At 48 bits: measured mAP of every model beside the paper's
 
 # %%
-at_table_bits = measured[measured["bits"] == TABLE_BITS].copy()
-at_table_bits["label"] = at_table_bits["model"].map(MODEL_LABELS)
-paper_at_bits = pd.concat([paper2, paper_numbers("table3")]).query("dataset == 'cifar10' and bits == @TABLE_BITS")
-paper_at_bits = paper_at_bits.drop_duplicates("method").set_index("method")["value"]
-at_table_bits["paper"] = at_table_bits["model"].map(paper_at_bits)
+at_table_bits = measured_beside_paper(measured, TABLE_BITS)
 fig, ax = plt.subplots(figsize=(10, 4))
 positions = range(len(at_table_bits))
 ax.bar([p - 0.2 for p in positions], at_table_bits["paper"], width=0.4, label="paper (224 px, pretrained, full split)")
@@ -137,12 +118,10 @@ plt.show()
 # %%
 curves, rows = [], []
 for _, run in at_table_bits.iterrows():
-    run_dir = ws.runs / run["run"]
-    frame = pd.read_csv(run_dir / "curves.csv").assign(model=run["label"])
-    curves.append(frame)
-    evaluation = json.loads((run_dir / "evaluation.json").read_text())
-    rows.append({"model": run["label"], "mAP": evaluation["map"], "P@H≤2": evaluation["precision_within_hamming_2"],
-                 "profile": run["profile"]})
+    record = records[run["run"]]
+    curves.append(record.curves.assign(model=run["label"]))
+    rows.append({"model": run["label"], "mAP": record.evaluation["map"],
+                 "P@H≤2": record.evaluation["precision_within_hamming_2"], "profile": run["profile"]})
 curves = pd.concat(curves)
 hamming2 = pd.DataFrame(rows)
 ws.save_table(hamming2, "04_precision_hamming2", f"Precision within Hamming radius 2 at {TABLE_BITS} bits ({ws.label()}).")

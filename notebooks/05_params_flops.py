@@ -27,12 +27,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from mh.backbones import COMPARISON_BACKBONES, build_hashing_model
-from mh.complexity import (NEGLIGIBLE_OPS, afem_flops_analytic, counted_analysis, hybridhash_ptflops_convention,
+from mh.registry import COMPARISON_BACKBONES, build_hashing_model
+from mh.repro.complexity import (NEGLIGIBLE_OPS, afem_flops_analytic, counted_analysis, hybridhash_ptflops_convention,
                            mambahash_breakdown, mambahash_scan_flops_analytic, params_and_flops)
 from mh.model import afem_ratio_for_bits
-from mh.tables import MODEL_LABELS, paper_numbers
-from mh.workspace import open_workspace
+from mh.repro.tables import MODEL_LABELS, paper_numbers
+from mh.repro.workspace import open_workspace
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 
@@ -63,7 +63,7 @@ ws.save_table(table4.round(4), "05_table4",
 table4.round(3)
 
 # %% [markdown]
-# **Every gap, explained** (details in `../shared/spec/HYBRIDHASH_SPEC.md` §3–4):
+# **Every gap, explained** (details in `../docs/hybridhash.md`):
 #
 # * **ResNet50** 23.61 M vs 23.66 M (−0.2 %), 4.11 G vs 4.14 G (−0.7 %): the authors' class (torchvision
 #   trunk + Linear(2048, K)) has 23,606,384 parameters at 48 bits; no bit length gives 23.66 M. The closest
@@ -138,7 +138,7 @@ checks
 # %% [markdown]
 # ## 4. What fvcore does not count, and why that is fine
 #
-# Every op fvcore skips in MambaHash, with the reason it is negligible (from `mh.complexity.NEGLIGIBLE_OPS`):
+# Every op fvcore skips in MambaHash, with the reason it is negligible (from `mh.repro.complexity.NEGLIGIBLE_OPS`):
 
 # %%
 skipped = pd.DataFrame([{"op": op, "calls": count, "why it is left out": NEGLIGIBLE_OPS.get(op, "UNEXPLAINED")}

@@ -6,7 +6,7 @@
 # so the target is the similarity h·c of the image's code h to its class-centre code c (the sign of the
 # class's mean code on a small reference set): the map shows what pulls the code towards its class.
 # Each backbone names its target layer and the reshape from its token layout to a (B, C, h, w) map in
-# `mh.backbones.gradcam_target`.
+# `mh.repro.gradcam.gradcam_target`.
 #
 # **Which weights.** Maps are computed at 224×224. When this profile trained 48-bit models at 224 px
 # (gpu, paper), their checkpoints are loaded. Otherwise (smoke: 32 px) the networks are freshly initialised
@@ -33,12 +33,13 @@ import pandas as pd
 import torch
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
-from mh.backbones import COMPARISON_BACKBONES, build_hashing_model, gradcam_target
-from mh.data import CIFAR10_CLASSES, IMAGENET_MEAN, IMAGENET_STD, build_transform, load_hashing_data, stratified_subset
-from mh.gradcam import class_centres, gradcam_maps
-from mh.tables import MODEL_LABELS
+from mh.data import IMAGENET_MEAN, IMAGENET_STD, build_transform, load_hashing_data
+from mh.registry import COMPARISON_BACKBONES, build_hashing_model
+from mh.repro.gradcam import class_centres, gradcam_maps, gradcam_target
+from mh.repro.tables import MODEL_LABELS
+from mh.repro.workspace import open_workspace
+from mh.splits import CIFAR10_CLASSES, stratified_subset
 from mh.train import TrainConfig
-from mh.workspace import open_workspace
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.profile

@@ -1,12 +1,21 @@
-"""mh.complexity: fvcore counts with the scan handle, checked against analytic counts and Table 4."""
+"""mh.repro.complexity: fvcore counts with the scan handle, checked against analytic counts and Table 4."""
+
 import pytest
 import torch
 
-from mh.backbones import build_hashing_model
-from mh.complexity import (afem_flops_analytic, hybridhash_ptflops_convention,
-                           mambahash_breakdown, mambahash_scan_flops_analytic, params_and_flops, scan_flops,
-                           table4, unexplained_ops, counted_analysis)
 from mh.model import afem_ratio_for_bits
+from mh.registry import build_hashing_model
+from mh.repro.complexity import (
+    afem_flops_analytic,
+    counted_analysis,
+    hybridhash_ptflops_convention,
+    mambahash_breakdown,
+    mambahash_scan_flops_analytic,
+    params_and_flops,
+    scan_flops,
+    table4,
+    unexplained_ops,
+)
 
 # Table 4 (paper, ptflops "GMac" labelled GFLOPs) and the fvcore counts our analysis established
 PAPER_GFLOPS = {"resnet50": 4.14, "vit_l_32": 14.76, "hybridhash": 14.17, "mambahash": 7.53}
@@ -50,7 +59,7 @@ def test_breakdown_adds_up(mambahash_analysis):
 @pytest.mark.slow
 def test_table4_matches_the_established_counts_and_the_paper_within_5_percent():
     rows = table4()
-    for name, (params, flops) in rows.items():
+    for name, (_params, flops) in rows.items():
         assert flops / 1e9 == pytest.approx(FVCORE_GFLOPS[name], abs=1e-3), name
         paper = PAPER_GFLOPS[name]
         if name == "hybridhash":  # fvcore also counts the `@` attention products ptflops misses

@@ -1,4 +1,5 @@
 """mh.data: the CIFAR-10 split (released algorithm, stored and reused), sources, list files, transforms."""
+
 from pathlib import Path
 
 import numpy as np
@@ -6,8 +7,17 @@ import pytest
 import torch
 from PIL import Image
 
-from mh.data import (CIFAR10_CLASSES, DataNotFoundError, ListFileError, build_transform, cifar_split,
-                     draw_cifar_split, load_cifar10_pool, load_hashing_data, read_list_file, stratified_subset)
+from mh.data import (
+    DataNotFoundError,
+    ListFileError,
+    build_transform,
+    load_cifar10_pool,
+    load_hashing_data,
+    read_list_file,
+    resolve_data_dir,
+)
+from mh.io import PROJECT_ROOT
+from mh.splits import CIFAR10_CLASSES, cifar_split, draw_cifar_split, stratified_subset
 
 REPO = Path(__file__).resolve().parent.parent
 POOL_LABELS = np.repeat(np.arange(10), 6000)  # the canonical class-major pool order
@@ -21,15 +31,15 @@ def released_split(labels, seed=2025, query_size=100, train_size=500):
         index = np.where(labels == label)[0]
         index = index[np.random.permutation(index.shape[0])]
         query.append(index[:query_size])
-        train.append(index[query_size:query_size + train_size])
-        database.append(index[query_size + train_size:])
+        train.append(index[query_size : query_size + train_size])
+        database.append(index[query_size + train_size :])
     return [np.concatenate(part) for part in (query, train, database)]
 
 
 def test_split_is_the_released_algorithm_and_partitions_the_pool():
     split = draw_cifar_split(POOL_LABELS, "cifar10")
     expected = released_split(POOL_LABELS)
-    for ours, theirs in zip((split.query, split.train, split.database), expected):
+    for ours, theirs in zip((split.query, split.train, split.database), expected, strict=True):
         np.testing.assert_array_equal(np.sort(ours), np.sort(theirs))  # same membership …
     assert split.sizes() == {"query": 1000, "train": 5000, "database": 54000}
     everything = np.concatenate([split.query, split.train, split.database])
@@ -160,12 +170,15 @@ def test_list_file_dataset_loads_multi_label_items(tmp_path):
     assert data.protocol.topk == 5000
 
 
-@pytest.mark.parametrize("line, reason", [
-    ("images/a.jpg 1 0 1", "label vector has 3 entries, expected 4"),
-    ("images/a.jpg 1 0 2 0", "labels must be 0 or 1"),
-    ("images/a.jpg", "no label vector"),
-    ("images/missing.jpg 1 0 0 0", "does not exist"),
-])
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        ("images/a.jpg 1 0 1", "label vector has 3 entries, expected 4"),
+        ("images/a.jpg 1 0 2 0", "labels must be 0 or 1"),
+        ("images/a.jpg", "no label vector"),
+        ("images/missing.jpg 1 0 0 0", "does not exist"),
+    ],
+)
 def test_malformed_list_lines_report_file_and_line(tmp_path, line, reason):
     (tmp_path / "images").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "images" / "a.jpg")
@@ -178,3 +191,10 @@ def test_malformed_list_lines_report_file_and_line(tmp_path, line, reason):
 def test_missing_list_file_says_where_lists_go(tmp_path):
     with pytest.raises(DataNotFoundError, match="train,test,database"):
         load_hashing_data("imagenet", tmp_path, image_size=32)
+
+
+def test_one_data_directory_rule(monkeypatch, tmp_path):
+    monkeypatch.delenv("MH_DATA_DIR", raising=False)
+    assert resolve_data_dir() == PROJECT_ROOT / "data"
+    monkeypatch.setenv("MH_DATA_DIR", str(tmp_path))
+    assert resolve_data_dir() == tmp_path and resolve_data_dir(tmp_path / "x") == tmp_path / "x"

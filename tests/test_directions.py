@@ -1,4 +1,5 @@
 """The four scan orders: what each visits first, and exact round trips."""
+
 import pytest
 import torch
 

@@ -1,15 +1,15 @@
 """MambaHash: parameter counts of the released network, variants, validation, backends."""
+
 import subprocess
 import sys
 
 import pytest
 import torch
-
 from conftest import relative_error
-from mh.model import (PAPER_BITS, VARIANTS, MambaHash, afem_ratio_for_bits, ciam_kernel_for_bits,
-                      count_parameters)
 
-# counted from the released code on CPU (shared/spec/MODEL_SPEC.md); 48 bits is Table 4's 38.99 M
+from mh.model import PAPER_BITS, VARIANTS, MambaHash, afem_ratio_for_bits, ciam_kernel_for_bits, count_parameters
+
+# counted from the released code on CPU (docs/model.md); 48 bits is Table 4's 38.99 M
 RELEASED_PARAMETERS = {16: 34_736_004, 32: 36_011_924, 48: 38_985_636, 64: 46_645_172}
 RELEASED_BACKBONE_PARAMETERS = 33_602_932
 
@@ -52,11 +52,11 @@ def test_every_variant_and_bit_length_runs_at_64px(variant, bits):
 
 
 def test_variants_drop_the_right_modules():
-    assert MambaHash(16, "no_ciam").block1[0].attn.ciam is None
+    assert MambaHash(16, "no_ciam").stages[0].blocks[0].attn.ciam is None
     assert MambaHash(16, "no_afem").afem is None
     plain = MambaHash(16, "plain")
-    assert plain.afem is None and plain.block4[0].attn.ciam is None
-    assert MambaHash(16).afem is not None and MambaHash(16).block3[5].attn.ciam is not None
+    assert plain.afem is None and plain.stages[3].blocks[0].attn.ciam is None
+    assert MambaHash(16).afem is not None and MambaHash(16).stages[2].blocks[5].attn.ciam is not None
 
 
 def test_backward_reaches_every_parameter():
@@ -71,9 +71,7 @@ def test_reference_and_chunked_backends_give_the_same_codes():
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         chunked = model(images)
-        for module in model.modules():
-            if hasattr(module, "scan_backend"):
-                module.scan_backend = "reference"
+        model.set_scan_backend("reference")
         reference = model(images)
     assert relative_error(chunked, reference) <= 1e-4  # 26 blocks of fp32 rounding, both ways
 
@@ -98,8 +96,14 @@ def test_bad_images_raise_with_the_expected_shape(shape):
 
 
 def test_bad_options_are_rejected():
-    for kwargs in (dict(variant="tiny"), dict(direction_order="diagonal"), dict(ciam_kernel=4),
-                   dict(ciam_kernel="big"), dict(afem_groups="all"), dict(scan_backend="fast")):
+    for kwargs in (
+        dict(variant="tiny"),
+        dict(direction_order="diagonal"),
+        dict(ciam_kernel=4),
+        dict(ciam_kernel="big"),
+        dict(afem_groups="all"),
+        dict(scan_backend="fast"),
+    ):
         with pytest.raises(ValueError):
             MambaHash(16, **kwargs)(torch.randn(1, 3, 32, 32))
 
@@ -108,3 +112,14 @@ def test_import_mh_does_not_import_mamba_ssm_or_triton():
     code = "import sys, mh; m = mh.MambaHash(16); print(sorted(k for k in sys.modules if k.split('.')[0] in ('mamba_ssm', 'triton')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_whole_model_runs_in_float64():
+    torch.manual_seed(0)
+    model = MambaHash(16).eval()
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        single = model(images)
+        double = model.double()(images.double())
+    assert double.dtype == torch.float64
+    assert relative_error(single, double) <= 1e-4

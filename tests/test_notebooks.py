@@ -1,12 +1,13 @@
 """The notebooks as committed: no outputs, a literal-only `parameters` cell, paired .py in sync, and the
 reproduce pipeline's bookkeeping (which outputs it clears)."""
+
 import ast
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from mh.reproduce import NOTEBOOKS, clear_outputs
+from mh.repro.reproduce import NOTEBOOKS, clear_outputs
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 REQUIRED_PARAMETERS = {"PROFILE", "SEED", "DEVICE", "DATA_DIR", "OUT_DIR"}
@@ -32,7 +33,7 @@ def test_parameters_cell_is_literal_only_and_complete(notebook):
         assert isinstance(statement, ast.Assign) and len(statement.targets) == 1
         ast.literal_eval(statement.value)  # raises on anything but a literal
         names.add(statement.targets[0].id)
-    assert REQUIRED_PARAMETERS <= names
+    assert names >= REQUIRED_PARAMETERS
     assert ast.literal_eval(next(s.value for s in tree.body if s.targets[0].id == "PROFILE")) == "auto"
 
 
@@ -62,8 +63,13 @@ def test_clear_outputs_removes_only_what_will_be_rewritten(tmp_path):
     (tmp_path / "results" / "tables").mkdir(parents=True)
     (tmp_path / "results" / "runs" / "smoke" / "a-run").mkdir(parents=True)
     (tmp_path / "results" / "paper").mkdir()
-    for path in ("figures/03_curves.png", "figures/05_table.png", "results/tables/03_training.csv",
-                 "results/manifest.json", "results/paper/paper_numbers.csv"):
+    for path in (
+        "figures/03_curves.png",
+        "figures/05_table.png",
+        "results/tables/03_training.csv",
+        "results/manifest.json",
+        "results/paper/paper_numbers.csv",
+    ):
         (tmp_path / path).write_text("old")
     clear_outputs(tmp_path, "smoke", ["03_training"])
     assert not (tmp_path / "figures/03_curves.png").exists() and (tmp_path / "figures/05_table.png").exists()
@@ -75,6 +81,6 @@ def test_clear_outputs_removes_only_what_will_be_rewritten(tmp_path):
 
 
 def test_unknown_notebook_is_refused():
-    from mh.reproduce import main
+    from mh.repro.reproduce import main
 
     assert main(["--only", "07_missing"]) == 2

@@ -1,8 +1,9 @@
 """Equivalence of the selective-scan backends: reference == chunked (== cuda on a GPU)."""
+
 import pytest
 import torch
-
 from conftest import relative_error
+
 from mh.scan import cuda_scan_available, resolve_backend, selective_scan
 from mh.scan_chunked import linear_recurrence
 
@@ -26,7 +27,7 @@ def run(inputs, backend, softplus=True):
     leaves = {k: v.clone().requires_grad_() for k, v in inputs.items() if v is not None}
     y, last = selective_scan(**leaves, delta_softplus=softplus, return_last_state=True, backend=backend)
     grads = torch.autograd.grad((y * torch.cos(y.detach())).sum() + last.sum(), list(leaves.values()))
-    return y, last, dict(zip(leaves, grads))
+    return y, last, dict(zip(leaves, grads, strict=True))
 
 
 CASES = [
@@ -76,7 +77,10 @@ def test_reference_follows_the_written_recurrence():
     h = torch.zeros(b, d, n, dtype=torch.float64)
     expected = []
     for t in range(length):
-        h = torch.exp(delta[:, :, t, None] * x["A"]) * h + (delta[:, :, t] * x["u"][:, :, t])[..., None] * x["B"][:, None, :, t]
+        h = (
+            torch.exp(delta[:, :, t, None] * x["A"]) * h
+            + (delta[:, :, t] * x["u"][:, :, t])[..., None] * x["B"][:, None, :, t]
+        )
         y = (h * x["C"][:, None, :, t]).sum(-1) + x["D"] * x["u"][:, :, t]
         expected.append(y * torch.nn.functional.silu(x["z"][:, :, t]))
     y = selective_scan(**x, delta_softplus=True, backend="reference")

@@ -1,9 +1,10 @@
-"""mh.tables: paper numbers stay labelled as such; measured numbers come only from run directories."""
+"""mh.repro.tables: paper numbers stay labelled as such; measured numbers come only from run directories."""
+
 import json
 
 import pandas as pd
 
-from mh.tables import PAPER_SOURCE, measured_runs, paper_numbers, side_by_side
+from mh.repro.tables import PAPER_SOURCE, measured_runs, paper_numbers, side_by_side
 
 
 def test_paper_numbers_cover_tables_1_to_4_and_are_labelled():
@@ -18,8 +19,9 @@ def test_paper_numbers_cover_tables_1_to_4_and_are_labelled():
 def test_measured_runs_and_side_by_side(tmp_path):
     run = tmp_path / "cifar10-resnet50-48bits-smoke"
     run.mkdir()
-    (run / "metrics.json").write_text(json.dumps({"dataset": "cifar10", "model": "resnet50", "bits": 48,
-                                                  "map": 0.25, "profile": "smoke: test"}))
+    (run / "metrics.json").write_text(
+        json.dumps({"dataset": "cifar10", "model": "resnet50", "bits": 48, "map": 0.25, "profile": "smoke: test"})
+    )
     measured = measured_runs(tmp_path)
     assert measured.loc[0, "map"] == 0.25 and measured.loc[0, "run"] == run.name
     table = side_by_side(paper_numbers("table3"), measured)

@@ -1,4 +1,5 @@
 """mh.train / mh.evaluate on a tiny in-memory dataset; the real-CIFAR-10 smoke run when MH_DATA_DIR is set."""
+
 import json
 import os
 
@@ -7,13 +8,16 @@ import pandas as pd
 import pytest
 import torch
 
-from mh.backbones import build_hashing_model
 from mh.codes import load_code_sets
-from mh.data import PROTOCOLS, HashingData, ImagePool, PoolSubset, build_transform, load_hashing_data
+from mh.data import HashingData, ImagePool, PoolSubset, build_transform, load_hashing_data
+from mh.encode import encode
+from mh.engine import evaluate_model
 from mh.evaluate import evaluate_run
 from mh.evaluate import main as evaluate_main
-from mh.profiles import resolve_profile
-from mh.train import TrainConfig, encode, evaluate_codes, train
+from mh.registry import build_hashing_model
+from mh.repro.profiles import resolve_profile
+from mh.splits import PROTOCOLS
+from mh.train import TrainConfig, fit
 from mh.train import main as train_main
 
 
@@ -27,25 +31,54 @@ def tiny_data(sizes=(16, 8, 16), image_size=32) -> HashingData:
     pool = ImagePool(labels, "synthetic", arrays=images.clip(0, 255).astype(np.uint8))
     cuts = np.cumsum((0, *sizes))
     parts = {name: np.arange(cuts[i], cuts[i + 1]) for i, name in enumerate(("train", "query", "database"))}
-    sets = {name: PoolSubset(pool, idx, 10, build_transform(name == "train", image_size)) for name, idx in parts.items()}
-    return HashingData(sets["train"], sets["query"], sets["database"], PROTOCOLS["cifar10"],
-                       {"dataset": "synthetic", "sizes": {k: len(v) for k, v in sets.items()}})
+    sets = {
+        name: PoolSubset(pool, idx, 10, build_transform(name == "train", image_size)) for name, idx in parts.items()
+    }
+    return HashingData(
+        sets["train"],
+        sets["query"],
+        sets["database"],
+        PROTOCOLS["cifar10"],
+        {"dataset": "synthetic", "sizes": {k: len(v) for k, v in sets.items()}},
+    )
 
 
 def tiny_config(tmp_path, **changes) -> TrainConfig:
-    settings = dict(bits=16, profile="smoke", epochs=2, batch_size=8, image_size=32, runs_dir=str(tmp_path),
-                    run_name="tiny", device="cpu")
+    settings = dict(
+        bits=16,
+        profile="smoke",
+        epochs=2,
+        batch_size=8,
+        image_size=32,
+        runs_dir=str(tmp_path),
+        run_name="tiny",
+        device="cpu",
+    )
     return TrainConfig(**{**settings, **changes})
 
 
 def test_a_run_writes_everything_it_promises(tmp_path):
-    result = train(tiny_config(tmp_path), progress=False, data=tiny_data())
+    result = fit(tiny_config(tmp_path), progress=False, data=tiny_data())
     files = {path.name for path in result.run_dir.iterdir()}
-    assert {"config.json", "manifest.json", "history.csv", "losses.csv", "metrics.json", "codes.npz",
-            "checkpoint.ckpt"} <= files
+    assert {
+        "config.json",
+        "manifest.json",
+        "history.csv",
+        "losses.csv",
+        "metrics.json",
+        "codes.npz",
+        "checkpoint.ckpt",
+    } <= files
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
-    assert {"commit", "packages", "device", "profile", "train_wall_seconds", "train_img_per_s",
-            "encode_img_per_s"} <= set(manifest)
+    assert {
+        "commit",
+        "packages",
+        "device",
+        "profile",
+        "train_wall_seconds",
+        "train_img_per_s",
+        "encode_img_per_s",
+    } <= set(manifest)
     assert len(pd.read_csv(result.run_dir / "losses.csv")) == 2 * 2  # 2 epochs × 16/8 steps
     assert len(result.history) == 2 and 0 <= result.metrics["map"] <= 1
     assert result.metrics["map"] == result.history[-1]["map"]
@@ -55,50 +88,71 @@ def test_a_run_writes_everything_it_promises(tmp_path):
 
 def test_resume_gives_exactly_the_uninterrupted_run(tmp_path):
     data = tiny_data()
-    straight = train(tiny_config(tmp_path, run_name="straight"), progress=False, data=data)
-    train(tiny_config(tmp_path, run_name="resumed", epochs=1), progress=False, data=data)
-    resumed = train(tiny_config(tmp_path, run_name="resumed"), resume=True, progress=False, data=data)
+    straight = fit(tiny_config(tmp_path, run_name="straight"), progress=False, data=data)
+    fit(tiny_config(tmp_path, run_name="resumed", epochs=1), progress=False, data=data)
+    resumed = fit(tiny_config(tmp_path, run_name="resumed"), resume=True, progress=False, data=data)
     a = torch.load(straight.run_dir / "checkpoint.ckpt", weights_only=False)["model"]
     b = torch.load(resumed.run_dir / "checkpoint.ckpt", weights_only=False)["model"]
     assert all(torch.equal(a[key], b[key]) for key in a)
-    pd.testing.assert_frame_equal(pd.read_csv(straight.run_dir / "losses.csv"),
-                                  pd.read_csv(resumed.run_dir / "losses.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(straight.run_dir / "losses.csv"), pd.read_csv(resumed.run_dir / "losses.csv")
+    )
     assert straight.metrics["map"] == resumed.metrics["map"]
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path):
     data = tiny_data()
-    train(tiny_config(tmp_path, epochs=1), progress=False, data=data)
+    fit(tiny_config(tmp_path, epochs=1), progress=False, data=data)
     with pytest.raises(FileExistsError, match="--resume"):
-        train(tiny_config(tmp_path, epochs=1), progress=False, data=data)
+        fit(tiny_config(tmp_path, epochs=1), progress=False, data=data)
 
 
 def test_accumulate_gradients_flag_changes_training(tmp_path):
     data = tiny_data()
-    clean = train(tiny_config(tmp_path, run_name="clean", epochs=1, batch_size=4), progress=False, data=data)
-    buggy = train(tiny_config(tmp_path, run_name="buggy", epochs=1, batch_size=4, accumulate_gradients=True),
-                  progress=False, data=data)
+    clean = fit(tiny_config(tmp_path, run_name="clean", epochs=1, batch_size=4), progress=False, data=data)
+    buggy = fit(
+        tiny_config(tmp_path, run_name="buggy", epochs=1, batch_size=4, accumulate_gradients=True),
+        progress=False,
+        data=data,
+    )
     first = pd.read_csv(clean.run_dir / "losses.csv")["loss"]
     second = pd.read_csv(buggy.run_dir / "losses.csv")["loss"]
     # the first two losses come before any accumulated gradient is applied; the third differs
     assert first.iloc[:2].tolist() == second.iloc[:2].tolist() and first.iloc[2] != second.iloc[2]
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"dataset": "mnist"}, "unknown dataset"),
-    ({"model": "alexnet"}, "unknown model"),
-    ({"bits": 0}, "positive integer"),
-    ({"epochs": 0}, "epochs must be positive"),
-    ({"profile": "huge"}, "unknown profile"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"dataset": "mnist"}, "unknown dataset"),
+        ({"model": "alexnet"}, "unknown model"),
+        ({"bits": 0}, "positive integer"),
+        ({"epochs": 0}, "epochs must be positive"),
+        ({"profile": "huge"}, "unknown profile"),
+    ],
+)
 def test_bad_settings_fail_before_reading_data(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
-        train(tiny_config(tmp_path, **change), progress=False)
+        fit(tiny_config(tmp_path, **change), progress=False)
 
 
 def test_command_lines_report_errors_with_exit_code_2(tmp_path, capsys):
-    assert train_main(["--dataset", "cifar10", "--profile", "smoke", "--data-dir", str(tmp_path / "none"),
-                       "--runs-dir", str(tmp_path), "--no-progress"]) == 2
+    assert (
+        train_main(
+            [
+                "--dataset",
+                "cifar10",
+                "--profile",
+                "smoke",
+                "--data-dir",
+                str(tmp_path / "none"),
+                "--runs-dir",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert "CIFAR-10 not found" in capsys.readouterr().err
     assert evaluate_main([str(tmp_path / "no-run")]) == 2
     assert "codes.npz is missing" in capsys.readouterr().err
@@ -107,7 +161,7 @@ def test_command_lines_report_errors_with_exit_code_2(tmp_path, capsys):
 
 
 def test_evaluate_writes_scalars_and_curves(tmp_path):
-    result = train(tiny_config(tmp_path, epochs=1), progress=False, data=tiny_data())
+    result = fit(tiny_config(tmp_path, epochs=1), progress=False, data=tiny_data())
     scalars = evaluate_run(result.run_dir)
     assert scalars["map"] == pytest.approx(result.metrics["map"], abs=1e-12)
     curves = pd.read_csv(result.run_dir / "curves.csv")
@@ -129,11 +183,9 @@ def test_encode_gives_sign_codes_in_dataset_order():
 def test_smoke_profile_on_real_cifar10_beats_the_untrained_model(tmp_path):
     profile = resolve_profile("smoke")
     data = load_hashing_data("cifar10", None, profile.image_size, profile.transform_style, profile.subset)
-    torch.manual_seed(2025)  # train() builds its model right after seeding with the same seed
+    torch.manual_seed(2025)  # fit() builds its model right after seeding with the same seed
     untrained = build_hashing_model("mambahash", 48)
-    before = evaluate_codes(encode(untrained, data.query, 128, progress=False),
-                            encode(untrained, data.database, 128, progress=False), None)
-    result = train(TrainConfig(bits=48, profile="smoke", runs_dir=str(tmp_path), device="cpu"), progress=False,
-                   data=data)
+    before = evaluate_model(untrained, data, profile, torch.device("cpu"), progress=False)[0]["map"]
+    result = fit(TrainConfig(bits=48, profile="smoke", runs_dir=str(tmp_path), device="cpu"), progress=False, data=data)
     print(f"smoke mAP untrained {before:.4f} → trained {result.metrics['map']:.4f}")
     assert result.metrics["map"] > before

@@ -1,4 +1,7 @@
 """Loading GroupMamba-S weights by name: a state dict written with the released key names."""
+
+import re
+
 import pytest
 import torch
 
@@ -8,12 +11,28 @@ from mh.weights import read_state_dict
 CIAM_SUFFIXES = (".attn.ciam.fc.weight", ".attn.ciam.fc.bias", ".attn.ciam.conv.weight")
 
 
+def groupmamba_name(key: str) -> str:
+    """This project's key → GroupMamba's (``stages.0.patch_embed.`` → ``patch_embed1.``, …)."""
+    return re.sub(
+        r"^stages\.(\d)\.(patch_embed|blocks|norm)\.", lambda m: f"{m[2].removesuffix('s')}{int(m[1]) + 1}.", key
+    )
+
+
+def test_groupmamba_names_are_the_released_ones():
+    assert groupmamba_name("stages.0.patch_embed.proj.weight") == "patch_embed1.proj.weight"
+    assert groupmamba_name("stages.2.blocks.15.attn.proj.bias") == "block3.15.attn.proj.bias"
+    assert groupmamba_name("stages.3.norm.weight") == "norm4.weight"
+
+
 def groupmamba_small_state_dict(source: MambaHash) -> dict:
     """What groupmamba_small_ema.pth holds, by name: MambaHash's backbone keys, GroupMamba's own SE layers
     in place of CIAM, its class-token block and classifier heads; no CIAM, AFEM or hash layer."""
-    state = {k: v.clone() for k, v in source.state_dict().items()
-             if not k.startswith(("afem.", "hash.")) and not k.endswith(CIAM_SUFFIXES)}
-    for stage, depth in zip(range(1, 5), (3, 4, 16, 3)):
+    state = {
+        groupmamba_name(k): v.clone()
+        for k, v in source.state_dict().items()
+        if not k.startswith(("afem.", "hash.")) and not k.endswith(CIAM_SUFFIXES)
+    }
+    for stage, depth in zip(range(1, 5), (3, 4, 16, 3), strict=True):
         dim = (64, 128, 348, 512)[stage - 1]
         for block in range(depth):
             state[f"block{stage}.{block}.attn.fc1.weight"] = torch.randn(dim // 16, dim)
@@ -51,10 +70,13 @@ def test_nested_and_module_prefixed_files_and_released_names(tmp_path):
     source = MambaHash(16, direction_order="released")
     released_names = {}
     for key, value in source.state_dict().items():
-        key = key.replace(".attn.ciam.", ".attn.").replace("afem.expand.", "feature_module.f1.conv.")
-        key = key.replace("afem.branch1.", "feature_module.dwconv1.conv.").replace(
-            "afem.branch3.", "feature_module.dwconv2.conv.").replace(
-            "afem.branch5.", "feature_module.dwconv3.conv.").replace("afem.reduce.", "feature_module.f2.conv.")
+        key = groupmamba_name(key).replace(".attn.ciam.", ".attn.").replace("afem.expand.", "feature_module.f1.conv.")
+        key = (
+            key.replace("afem.branch1.", "feature_module.dwconv1.conv.")
+            .replace("afem.branch3.", "feature_module.dwconv2.conv.")
+            .replace("afem.branch5.", "feature_module.dwconv3.conv.")
+            .replace("afem.reduce.", "feature_module.f2.conv.")
+        )
         released_names["module." + key] = value
     path = tmp_path / "mambahash_released.pth"
     torch.save({"epoch": 3, "model": {"state_dict": released_names}}, path)
@@ -71,8 +93,8 @@ def test_shape_mismatch_is_reported_not_loaded(tmp_path):
     path = tmp_path / "w.pth"
     torch.save(state, path)
     report = load_groupmamba_weights(MambaHash(16, direction_order="released"), path, verbose=False)
-    assert report.shape_mismatched == [("norm4.weight", (448,), (512,))]
-    assert "norm4.weight" in report.missing
+    assert report.shape_mismatched == [("stages.3.norm.weight", (448,), (512,))]
+    assert "stages.3.norm.weight" in report.missing
     assert "mismatched      1 keys" in str(report)
 
 
@@ -96,3 +118,17 @@ def test_files_that_match_nothing_fail_loudly(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pth")
     with pytest.raises(ValueError, match="holds no state dict"):
         read_state_dict(tmp_path / "list.pth")
+
+
+def test_a_training_checkpoint_loads_its_ema_weights_and_says_so(tmp_path):
+    source, other = MambaHash(16, direction_order="released"), MambaHash(16, direction_order="released")
+    path = tmp_path / "checkpoint.pth"
+    torch.save(
+        {"model": groupmamba_small_state_dict(other), "model_ema": groupmamba_small_state_dict(source), "epoch": 299},
+        path,
+    )
+    target = MambaHash(16, direction_order="released")
+    report = load_groupmamba_weights(target, path, verbose=False)
+    assert report.nested_under == ["model_ema"] and "['model_ema']" in str(report)
+    key = "stages.0.patch_embed.proj.weight"
+    assert torch.equal(target.state_dict()[key], source.state_dict()[key])

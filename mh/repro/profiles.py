@@ -4,55 +4,74 @@
 four bit lengths on one H100, ``paper`` the paper's own settings (§4.1 and the released code). Every
 measured number names the profile it came from; ``describe()`` is the label used in tables and figures.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 
 @dataclass(frozen=True)
 class Profile:
+    """How big, how long, at what resolution. Optimiser defaults are the paper's (§4.1): RMSprop lr 2e-5,
+    weight decay 1e-7, batch 32; a profile states only what it changes."""
+
     name: str
     image_size: int
     epochs: int
-    batch_size: int
-    learning_rate: float
-    weight_decay: float
-    eval_every: int
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    weight_decay: float = 1e-7
+    eval_every: int = 1
     subset: dict[str, int] | None = None  # seeded, class-balanced subsets of train/query/database
     bits: tuple[int, ...] = (16, 32, 48, 64)
     transform_style: str = "paper"
     num_workers: int = 0
     encode_batch_size: int = 256
     note: str = ""
-    extra: dict = field(default_factory=dict)
 
     def describe(self) -> str:
         """Short label for measured numbers, e.g. ``smoke: 2 ep, 32 px, 1000/200/2000 imgs``."""
-        sizes = ("/".join(str(self.subset[k]) for k in ("train", "query", "database")) + " imgs"
-                 if self.subset else "full split")
+        sizes = (
+            "/".join(str(self.subset[k]) for k in ("train", "query", "database")) + " imgs"
+            if self.subset
+            else "full split"
+        )
         return f"{self.name}: {self.epochs} ep, {self.image_size} px, {sizes}"
 
-    def with_overrides(self, **changes) -> "Profile":
+    def with_overrides(self, **changes) -> Profile:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 PROFILES = {
     "smoke": Profile(
-        "smoke", image_size=32, epochs=3, batch_size=32, learning_rate=2e-5, weight_decay=1e-7, eval_every=1,
-        subset={"train": 1000, "query": 200, "database": 2000}, bits=(48,), encode_batch_size=128,
+        "smoke",
+        image_size=32,
+        epochs=3,
+        subset={"train": 1000, "query": 200, "database": 2000},
+        bits=(48,),
+        encode_batch_size=128,
         note="CPU minutes: native 32 px, class-balanced subsets, no pretrained weights, ~100 steps; its numbers "
-             "show that the pipeline learns, not the paper's accuracy (lr 1e-4 collapsed the codes here)"),
+        "show that the pipeline learns, not the paper's accuracy (lr 1e-4 collapsed the codes here)",
+    ),
     "gpu": Profile(
-        "gpu", image_size=224, epochs=3, batch_size=32, learning_rate=2e-5, weight_decay=1e-7, eval_every=1,
-        num_workers=8, note="full CIFAR-10 protocol (5,000 / 1,000 / 54,000) at 224 px, sized for ~20 min "
-                            "for all four bit lengths on one H100"),
+        "gpu",
+        image_size=224,
+        epochs=3,
+        num_workers=8,
+        note="full CIFAR-10 protocol (5,000 / 1,000 / 54,000) at 224 px, sized for ~20 min "
+        "for all four bit lengths on one H100",
+    ),
     "paper": Profile(
-        "paper", image_size=224, epochs=8, batch_size=32, learning_rate=2e-5, weight_decay=1e-7, eval_every=1,
-        num_workers=8, note="§4.1 and the released newtrain.py: RMSprop 2e-5, wd 1e-7, batch 32, 8 epochs, "
-                            "224 px, ImageNet-pretrained GroupMamba-S weights (not obtainable here)"),
+        "paper",
+        image_size=224,
+        epochs=8,
+        num_workers=8,
+        note="§4.1 and the released newtrain.py: RMSprop 2e-5, wd 1e-7, batch 32, 8 epochs, "
+        "224 px, ImageNet-pretrained GroupMamba-S weights (not obtainable here)",
+    ),
 }
 
 

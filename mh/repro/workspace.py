@@ -6,9 +6,9 @@
 
 Paths are relative to ``OUT_DIR`` (the repository root: ".." from ``notebooks/``, "." under papermill).
 """
+
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mh.profiles import Profile, resolve_profile
+from mh.data import resolve_data_dir
+from mh.encode import resolve_device
+from mh.repro.profiles import Profile, resolve_profile
 
 
 @dataclass
@@ -68,15 +70,16 @@ class Workspace:
         return [csv_path, markdown_path]
 
 
-def open_workspace(profile: str = "auto", seed: int = 2025, device: str = "auto", data_dir: str | None = None,
-                   out_dir: str = "..") -> Workspace:
+def open_workspace(
+    profile: str = "auto", seed: int = 2025, device: str = "auto", data_dir: str | None = None, out_dir: str = ".."
+) -> Workspace:
     """Resolve the notebook parameters, seed everything, set the plotting style."""
     import seaborn as sns
 
     resolved = resolve_profile(profile)
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    device = resolve_device(device)
     root = Path(out_dir).resolve()
-    data = Path(data_dir or os.environ.get("MH_DATA_DIR") or root / "data")
+    data = resolve_data_dir(data_dir)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

@@ -1,6 +1,6 @@
 """HybridHash (He et al., ICMR 2024), the authors' previous model and Table 3–4's "Hybrid" backbone.
 
-Written from ``HYBRIDHASH_SPEC.md`` (released code at 329990e), layer by layer:
+Written from the facts in ``docs/hybridhash.md`` (released code at 329990e), layer by layer:
 NesT-Base with depths (2, 2, 15), dims (128, 256, 512), heads (4, 8, 16), patch 4. Block-local
 self-attention inside 14×14 token blocks; between stages an *interaction module* (3×3 conv local branch +
 pooled-token global attention branch, summed, LayerNorm, 3×3/2 max-pool); a hash layer with a final
@@ -15,6 +15,7 @@ Quirks of the released code kept on purpose (they define the network whose numbe
 Generalisation: the global branch pools with kernel = token-block side (14 at 224 px), so other image sizes
 that are multiples of 16 work too (the released code fixes 224).
 """
+
 from __future__ import annotations
 
 import torch
@@ -151,8 +152,11 @@ class Stage(nn.Module):
         super().__init__()
         dim, blocks = DIMS[level], BLOCKS_PER_SIDE[level]
         self.blocks_per_side, self.block_side = blocks, block_side
-        self.pool = (InteractionModule(DIMS[level - 1], dim, BLOCKS_PER_SIDE[level - 1] ** 2, block_side)
-                            if level > 0 else nn.Identity())
+        self.pool = (
+            InteractionModule(DIMS[level - 1], dim, BLOCKS_PER_SIDE[level - 1] ** 2, block_side)
+            if level > 0
+            else nn.Identity()
+        )
         self.pos_embed = nn.Parameter(torch.zeros(1, blocks**2, block_side**2, dim))
         nn.init.trunc_normal_(self.pos_embed, std=0.02, a=-2, b=2)
         self.transformer_encoder = nn.Sequential(*(TransformerLayer(dim, HEADS[level], rate) for rate in drop_paths))
@@ -203,8 +207,9 @@ class HybridHash(nn.Module):
         self.patch_embed = PatchEmbed()
         rates = torch.linspace(0, DROP_PATH_RATE, sum(DEPTHS)).tolist()
         bounds = [0, DEPTHS[0], DEPTHS[0] + DEPTHS[1], sum(DEPTHS)]
-        self.levels = nn.ModuleList(Stage(level, block_side, rates[bounds[level]:bounds[level + 1]])
-                                    for level in range(3))
+        self.levels = nn.ModuleList(
+            Stage(level, block_side, rates[bounds[level] : bounds[level + 1]]) for level in range(3)
+        )
         self.norm = nn.LayerNorm(DIMS[-1], eps=1e-6)
         self.hash_layer = HashLayer(bits, block_side)
         self.FcLayer = nn.Linear(DIMS[-1], bits) if unused_fc else None  # registered, never called (released)
@@ -213,8 +218,9 @@ class HybridHash(nn.Module):
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, S, S) → stage-3 map after the final norm, (B, 512, S/16, S/16)."""
         if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[2:]) != (self.image_size,) * 2:
-            raise ValueError(f"HybridHash built for (B, 3, {self.image_size}, {self.image_size}) images; "
-                             f"got {tuple(images.shape)}")
+            raise ValueError(
+                f"HybridHash built for (B, 3, {self.image_size}, {self.image_size}) images; got {tuple(images.shape)}"
+            )
         x = self.patch_embed(images)
         for stage in self.levels:
             x = stage(x)

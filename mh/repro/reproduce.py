@@ -1,6 +1,6 @@
 """Regenerate every table and figure: run the numbered notebooks in order with papermill.
 
-    python -m mh.reproduce [--profile auto|smoke|gpu|paper] [--data-dir DIR] [--only 03_training ...]
+    python -m mh.repro.reproduce [--profile auto|smoke|gpu|paper] [--data-dir DIR] [--only 03_training ...]
 
 ``make reproduce`` calls this. ``auto`` is smoke on a CPU and gpu when CUDA is present. Before running it
 clears the outputs it will rewrite (figures/, results/tables/, this profile's results/runs/, the executed
@@ -9,6 +9,7 @@ notebooks/executed/; a failing cell stops the run with exit status 1 and leaves 
 showing the error. results/manifest.json records commit, versions, device, profile and per-notebook
 wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,20 @@ import sys
 import time
 from pathlib import Path
 
-from mh.manifest import run_manifest, write_json
-from mh.profiles import PROFILES, resolve_profile
+from mh.io import PROJECT_ROOT, write_json
+from mh.repro.manifest import run_manifest
+from mh.repro.profiles import PROFILES, resolve_profile
 
-ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ("01_ssm_zoh_discretization", "02_scan_directions", "03_training", "04_tables_map",
-             "05_params_flops", "06_gradcam")
+ROOT = PROJECT_ROOT
+NOTEBOOKS = (
+    "01_ssm_zoh_discretization",
+    "02_scan_directions",
+    "03_training",
+    "04_tables_map",
+    "05_params_flops",
+    "06_gradcam",
+    "07_retrieval_at_scale",
+)
 
 
 def clear_outputs(root: Path, profile: str, notebooks: list[str]) -> list[Path]:
@@ -32,8 +41,9 @@ def clear_outputs(root: Path, profile: str, notebooks: list[str]) -> list[Path]:
     everything = len(notebooks) == len(NOTEBOOKS)
     candidates = [root / "notebooks" / "executed" / f"{name}.ipynb" for name in notebooks]
     for folder in (root / "figures", root / "results" / "tables"):
-        candidates += [p for p in folder.glob("*") if p.is_file() and (everything or p.name[:2] in
-                                                                        {n[:2] for n in notebooks})]
+        candidates += [
+            p for p in folder.glob("*") if p.is_file() and (everything or p.name[:2] in {n[:2] for n in notebooks})
+        ]
     if everything:
         candidates += [root / "results" / "manifest.json", root / "results" / "runs" / profile]
     for path in candidates:
@@ -46,8 +56,13 @@ def clear_outputs(root: Path, profile: str, notebooks: list[str]) -> list[Path]:
     return removed
 
 
-def run_notebooks(profile: str = "auto", data_dir: str | None = None, seed: int = 2025,
-                  notebooks: list[str] | None = None, root: Path = ROOT) -> dict:
+def run_notebooks(
+    profile: str = "auto",
+    data_dir: str | None = None,
+    seed: int = 2025,
+    notebooks: list[str] | None = None,
+    root: Path = ROOT,
+) -> dict:
     """Execute ``notebooks`` (default: all, in order) and write results/manifest.json. Raises on a failing cell."""
     import papermill
 
@@ -65,9 +80,14 @@ def run_notebooks(profile: str = "auto", data_dir: str | None = None, seed: int 
         print(f"[reproduce] {name} (profile {resolved})", flush=True)
         begin = time.perf_counter()
         try:
-            papermill.execute_notebook(root / "notebooks" / f"{name}.ipynb", executed_dir / f"{name}.ipynb",
-                                       parameters=parameters, kernel_name="python3", cwd=str(root / "notebooks"),
-                                       progress_bar=False)
+            papermill.execute_notebook(
+                root / "notebooks" / f"{name}.ipynb",
+                executed_dir / f"{name}.ipynb",
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(root / "notebooks"),
+                progress_bar=False,
+            )
         finally:
             timings[name] = round(time.perf_counter() - begin, 1)
         print(f"[reproduce] {name} done in {timings[name]:.0f} s", flush=True)
@@ -76,16 +96,24 @@ def run_notebooks(profile: str = "auto", data_dir: str | None = None, seed: int 
         # a partial re-run keeps the other notebooks' timings from the last full run
         previous = json.loads(manifest_path.read_text())
         timings = {**previous.get("notebooks_wall_seconds", {}), **timings}
-    manifest = run_manifest(resolved, notebooks_wall_seconds=timings, rerun=notebooks,
-                            total_wall_seconds=round(sum(timings.values()), 1),
-                            outputs=sorted(str(p.relative_to(root)) for folder in ("figures", "results/tables")
-                                           for p in (root / folder).glob("*") if p.is_file()))
+    manifest = run_manifest(
+        resolved,
+        notebooks_wall_seconds=timings,
+        rerun=notebooks,
+        total_wall_seconds=round(sum(timings.values()), 1),
+        outputs=sorted(
+            str(p.relative_to(root))
+            for folder in ("figures", "results/tables")
+            for p in (root / folder).glob("*")
+            if p.is_file()
+        ),
+    )
     write_json(manifest_path, manifest)
     return manifest
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mh.reproduce", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mh.repro.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="auto", choices=["auto", *PROFILES])
     parser.add_argument("--data-dir", help="CIFAR-10 location (default $MH_DATA_DIR, else ./data)")
     parser.add_argument("--seed", type=int, default=2025)

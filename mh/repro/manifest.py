@@ -1,8 +1,7 @@
 """Run manifests: enough to say where every measured number came from (commit, versions, device, time)."""
+
 from __future__ import annotations
 
-import json
-import os
 import platform
 import subprocess
 import time
@@ -11,17 +10,25 @@ from pathlib import Path
 
 import torch
 
+from mh.io import PROJECT_ROOT
+
 PACKAGES = ("torch", "torchvision", "numpy", "mamba-ssm", "causal-conv1d", "fvcore", "grad-cam", "papermill")
 
 
 def git_commit(repo: Path | None = None) -> str:
     """HEAD's commit, with ``+dirty`` when tracked files differ from it; ``unknown`` outside a checkout."""
-    repo = repo or Path(__file__).resolve().parent.parent
+    repo = repo or PROJECT_ROOT
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("+dirty" if dirty else "")
@@ -47,16 +54,12 @@ def device_description(device: str | torch.device | None = None) -> str:
 
 def run_manifest(profile: str | None = None, device=None, **extra) -> dict:
     """A manifest dict: commit, python and package versions, device, profile, UTC time, plus ``extra``."""
-    return {"commit": git_commit(), "python": platform.python_version(), "packages": package_versions(),
-            "device": device_description(device), "profile": profile,
-            "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}
-
-
-def write_json(path: str | os.PathLike, payload: dict) -> Path:
-    """Write JSON atomically (temp file + rename), so a killed run never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-    temporary.replace(path)
-    return path
+    return {
+        "commit": git_commit(),
+        "python": platform.python_version(),
+        "packages": package_versions(),
+        "device": device_description(device),
+        "profile": profile,
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }

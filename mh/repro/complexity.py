@@ -15,18 +15,20 @@ two counters, all small except one:
   B·D·L more when z-gating happens inside the op, which MambaHash never asks for). At N = 1 the whole
   scan is ~0.02 G of MambaHash's 7.5 G.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import warnings
+
 import torch
 from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
-import mh.blocks
 from mh.model import STAGE_DEPTHS, STAGE_DIMS, MambaHash
+from mh.registry import COMPARISON_BACKBONES, build_hashing_model
 from mh.scan import selective_scan
 
 SCAN_OP_NAMES = ("prim::PythonOp.SelectiveScanOp", "prim::PythonOp.SelectiveScanFn")
@@ -72,21 +74,22 @@ class SelectiveScanOp(torch.autograd.Function):
         return selective_scan(u, delta, A, B, C, D=D, delta_bias=delta_bias, delta_softplus=True, backend="chunked")
 
 
-def _scan_as_one_op(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, backend="auto", **_):
+def scan_as_one_op(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """A scan backend (``MambaHash.set_scan_backend``) that fvcore traces as the single op ``SelectiveScanOp``."""
     if z is not None or not delta_softplus:
         raise ValueError("the counting wrapper covers MambaHash's call (no z, softplus on Δ)")
     return SelectiveScanOp.apply(u, delta, A, B, C, D, delta_bias)
 
 
 @contextlib.contextmanager
-def scan_counted_as_one_op():
-    """While active, MambaHash's blocks call the scan through ``SelectiveScanOp`` so fvcore sees one op."""
-    original = mh.blocks.selective_scan
-    mh.blocks.selective_scan = _scan_as_one_op
+def scan_counted_as_one_op(model: MambaHash):
+    """While active, ``model``'s blocks scan through ``scan_as_one_op``; their own backend comes back after."""
+    original = model.scan_backend
+    model.set_scan_backend(scan_as_one_op)
     try:
         yield
     finally:
-        mh.blocks.selective_scan = original
+        model.set_scan_backend(original)
 
 
 def scan_flops(batch: int, length: int, channels: int, state: int, with_d: bool = True, with_z: bool = False) -> int:
@@ -121,7 +124,7 @@ def flop_analysis(model: nn.Module, image_size: int = 224) -> FlopCountAnalysis:
 def counted_analysis(model: nn.Module, image_size: int = 224) -> FlopCountAnalysis:
     """``flop_analysis`` already traced (MambaHash's scan as one op): query it as often as needed."""
     analysis = flop_analysis(model, image_size)
-    context = scan_counted_as_one_op() if isinstance(model, MambaHash) else contextlib.nullcontext()
+    context = scan_counted_as_one_op(model) if isinstance(model, MambaHash) else contextlib.nullcontext()
     with context, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         analysis.total()  # runs the trace once; later queries reuse it
@@ -150,12 +153,9 @@ def mambahash_breakdown(analysis: FlopCountAnalysis) -> dict[str, int]:
     scan shown separately), AFEM, head."""
     by_module = analysis.by_module()
     ciam = sum(count for name, count in by_module.items() if name.endswith(".attn.ciam"))
-    breakdown = {"stem": by_module.get("patch_embed1", 0)}
+    breakdown = {"stem": by_module.get("stages.0.patch_embed", 0)}
     for stage in range(1, 5):
-        stage_total = sum(by_module.get(f"{part}{stage}", 0) for part in ("block", "norm"))
-        if stage > 1:
-            stage_total += by_module.get(f"patch_embed{stage}", 0)
-        breakdown[f"stage{stage}"] = stage_total
+        breakdown[f"stage{stage}"] = by_module.get(f"stages.{stage - 1}", 0) - (breakdown["stem"] if stage == 1 else 0)
     breakdown["of which CIAM"] = ciam
     by_operator = analysis.by_operator()  # keys without the "prim::" prefix
     breakdown["of which selective scan"] = sum(by_operator.get(name.split("::")[1], 0) for name in SCAN_OP_NAMES)
@@ -168,7 +168,7 @@ def mambahash_breakdown(analysis: FlopCountAnalysis) -> dict[str, int]:
 def mambahash_scan_flops_analytic(image_size: int = 224, state: int = 1) -> int:
     """All selective scans of MambaHash, by hand: per stage s, depth × 4 groups × scan(L = (S/2^(s+1))², D = C_s/4)."""
     total = 0
-    for stage, (dim, depth) in enumerate(zip(STAGE_DIMS, STAGE_DEPTHS), start=1):
+    for stage, (dim, depth) in enumerate(zip(STAGE_DIMS, STAGE_DEPTHS, strict=True), start=1):
         side = image_size // 2 ** (stage + 1)
         total += depth * 4 * scan_flops(1, side * side, dim // 4, state)
     return total
@@ -183,8 +183,6 @@ def afem_flops_analytic(dim: int, ratio: int, groups: int, side: int) -> int:
 
 def table4(bits: int = 48, image_size: int = 224) -> dict[str, tuple[int, int]]:
     """{backbone: (parameters, fvcore FLOPs)} for Table 4's four networks at ``bits``."""
-    from mh.backbones import COMPARISON_BACKBONES, build_hashing_model
-
     rows = {}
     for name in COMPARISON_BACKBONES:
         torch.manual_seed(0)

@@ -1,0 +1,87 @@
+"""Binary codes and labels as arrays: the one home of ±1 binarisation, label rows, bit packing and Hamming
+distance by popcount. Everything else in ``mh`` (encoding, metrics, code files, Grad-CAM) calls these.
+
+Conventions:
+    * a code bit is +1 where the network's output h is ≥ 0 (b = sign(h) with sign(0) = +1, §3.4's hash
+      layer followed by the sign at retrieval time);
+    * packed codes store bit 1 for +1, most significant bit first (``np.packbits``): 64-bit codes take
+      8 bytes per item;
+    * labels are (n,) class indices or (n, C) 0/1 rows (one-hot or multi-hot).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def binarize(outputs: torch.Tensor) -> torch.Tensor:
+    """b = sign(h): real outputs (n, K) → float32 codes in {−1, +1}, with 0 → +1."""
+    return torch.where(outputs >= 0, 1.0, -1.0)
+
+
+def as_sign_codes(codes) -> torch.Tensor:
+    """Codes as a float32 CPU tensor of ±1, (n, K). Accepts ±1, 0/1 or real-valued codes (numpy or torch)."""
+    codes = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
+    if codes.dim() != 2:
+        raise ValueError(f"codes must be (n, bits); got shape {tuple(codes.shape)}")
+    codes = codes.detach().to("cpu", torch.float32)
+    if bool(((codes == 0) | (codes == 1)).all()):
+        return codes * 2 - 1
+    return binarize(codes)
+
+
+def label_rows(labels, num_classes: int | None = None) -> torch.Tensor:
+    """Labels as a (n, C) float32 0/1 tensor on their own device.
+
+    (n,) integer class indices become one-hot rows of width ``num_classes`` (default: largest index + 1);
+    (n, C) rows are returned as float32.
+    """
+    labels = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    if labels.dim() == 1:
+        if labels.dtype.is_floating_point:
+            raise ValueError("1-D labels must be integer class indices; pass (n, classes) rows for 0/1 labels")
+        width = int(labels.max()) + 1 if num_classes is None else num_classes
+        return torch.nn.functional.one_hot(labels.long(), width).float()
+    if labels.dim() != 2:
+        raise ValueError(f"labels must be (n,) class indices or (n, classes) 0/1 rows; got {tuple(labels.shape)}")
+    return labels.float()
+
+
+def pack_codes(codes) -> np.ndarray:
+    """(n, K) codes (±1, 0/1 or real: sign taken) → (n, ⌈K/8⌉) uint8, bit 1 where the code is +1."""
+    return np.packbits(as_sign_codes(codes).numpy() > 0, axis=1)
+
+
+def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
+    """Inverse of ``pack_codes``: (n, ⌈K/8⌉) uint8 → (n, K) int8 in {−1, +1}."""
+    return np.unpackbits(packed, axis=1, count=bits).astype(np.int8) * 2 - 1
+
+
+def pack_words(rows) -> np.ndarray:
+    """(n, W) codes or 0/1 label rows → (n, ⌈W/64⌉) uint64 words (zero padded): the layout bulk ranking uses."""
+    packed = pack_codes(rows)
+    padded = np.zeros((packed.shape[0], -(-packed.shape[1] // 8) * 8), dtype=np.uint8)
+    padded[:, : packed.shape[1]] = packed
+    return padded.view(np.uint64)
+
+
+def hamming_distances(query_packed: np.ndarray, db_columns: np.ndarray) -> np.ndarray:
+    """Hamming distances as popcounts of XOR, accumulated word by word.
+
+    ``query_packed`` (n_q, W) and ``db_columns`` (W, n_db): both packed the same way (uint8 bytes or uint64
+    words), the database stored word-major (``np.ascontiguousarray(db_packed.T)``) so that each word is one
+    contiguous row. Returns (n_q, n_db) distances, uint8 when codes have fewer than 256 bits, else uint16.
+    """
+    query_packed = np.atleast_2d(query_packed)
+    if query_packed.shape[1] != db_columns.shape[0] or query_packed.dtype != db_columns.dtype:
+        raise ValueError(
+            f"packed codes differ: queries {query_packed.shape[1]} × {query_packed.dtype}, "
+            f"database {db_columns.shape[0]} × {db_columns.dtype}; both must come from the same code length"
+        )
+    bits = query_packed.shape[1] * query_packed.dtype.itemsize * 8
+    dtype = np.uint8 if bits < 256 else np.uint16
+    total = np.zeros((query_packed.shape[0], db_columns.shape[1]), dtype=dtype)
+    for word in range(query_packed.shape[1]):
+        total += np.bitwise_count(query_packed[:, word, None] ^ db_columns[word]).astype(dtype, copy=False)
+    return total

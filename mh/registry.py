@@ -1,0 +1,124 @@
+"""Every hashing network by name, with what trains it: the one table of model names (Tables 2–4).
+
+``build_hashing_model(name, bits)`` returns a module mapping (B, 3, H, W) images to tanh codes (B, bits).
+Each entry of ``MODELS`` also names the paper's label for it, its Table 2 variant (MambaHash's ablations)
+and its training recipe — a loss of ``LOSSES`` and an optimizer of ``OPTIMIZERS`` — so that ``mh.train``
+builds (model, loss, optimizer) from the model's name, and a new loss or optimizer is one entry here.
+
+Names: ``mambahash`` and its ablations ``mambahash-no_ciam`` (w/o C), ``mambahash-no_afem`` (w/o F),
+``mambahash-plain`` (MambaHash*), then ``resnet50``, ``vit_l_32``, ``hybridhash`` (``mh.baselines``).
+A bare variant name (``full``, ``no_ciam``, …) or ``mambahash-full`` is accepted by ``resolve_model_name``.
+
+``pretrained`` is a local weights file (GroupMamba-S for MambaHash, torchvision's resnet50 / vit_l_32,
+timm's ``nest_base_jx`` or the authors' checkpoints for HybridHash); what loaded is reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mh.baselines import HybridHash, ResNet50Hash, ViTL32Hash
+from mh.losses import DPSHLoss
+from mh.model import MambaHash, check_bits, load_groupmamba_weights
+from mh.weights import LoadReport, load_weights
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One row of the model table: how to build the network and how it is trained and labelled."""
+
+    label: str  # as the paper's tables name it
+    build: Callable[..., nn.Module]  # (bits, image_size, **options) → network
+    variant: str | None = None  # MambaHash's Table 2 variant
+    loss: str = "dpsh"
+    optimizer: str = "rmsprop"
+    weights_hint: str = ""  # which pretrained file fits, for error messages
+
+
+def _mambahash(variant: str) -> Callable[..., nn.Module]:
+    return lambda bits, image_size, **options: MambaHash(bits, variant=variant, **options)
+
+
+def _no_options(build: Callable[[int, int], nn.Module]) -> Callable[..., nn.Module]:
+    def checked(bits: int, image_size: int, **options) -> nn.Module:
+        if options:
+            raise ValueError(f"this network takes no options {sorted(options)}")
+        return build(check_bits(bits), image_size)
+
+    return checked
+
+
+MODELS: dict[str, ModelEntry] = {
+    "mambahash": ModelEntry("MambaHash", _mambahash("full"), "full"),
+    "mambahash-no_ciam": ModelEntry("MambaHash w/o C", _mambahash("no_ciam"), "no_ciam"),
+    "mambahash-no_afem": ModelEntry("MambaHash w/o F", _mambahash("no_afem"), "no_afem"),
+    "mambahash-plain": ModelEntry("MambaHash*", _mambahash("plain"), "plain"),
+    "resnet50": ModelEntry(
+        "ResNet50", _no_options(lambda bits, size: ResNet50Hash(bits)), weights_hint="torchvision's resnet50-*.pth"
+    ),
+    "vit_l_32": ModelEntry("ViT-L/32", _no_options(ViTL32Hash), weights_hint="torchvision's vit_l_32-*.pth"),
+    "hybridhash": ModelEntry(
+        "Hybrid", _no_options(HybridHash), weights_hint="timm's nest_base_jx weights (jx_nest_base-8bc41011.pth)"
+    ),
+}
+COMPARISON_BACKBONES = ("resnet50", "vit_l_32", "hybridhash", "mambahash")  # Table 3–4 order
+TABLE2_MODELS = {entry.variant: name for name, entry in MODELS.items() if entry.variant}
+
+
+def _dpsh(num_train: int, bits: int, num_classes: int, quantization_weight: float) -> nn.Module:
+    return DPSHLoss(num_train, bits, num_classes, quantization_weight)
+
+
+def _rmsprop(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+
+
+# name → (num_train, bits, num_classes, quantization_weight) → loss module
+LOSSES: dict[str, Callable[..., nn.Module]] = {"dpsh": _dpsh}
+# name → (model, learning_rate, weight_decay) → optimizer
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"rmsprop": _rmsprop}
+
+
+def available_models() -> list[str]:
+    return sorted(MODELS)
+
+
+def resolve_model_name(name: str) -> str:
+    """The key of ``MODELS`` that ``name`` means; also a bare Table 2 variant (``no_ciam``) or ``mambahash-full``."""
+    name = {"mambahash-full": "mambahash"}.get(name, name)
+    name = TABLE2_MODELS.get(name, name)
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(available_models())}")
+    return name
+
+
+def build_hashing_model(name: str, bits: int, pretrained=None, image_size: int = 224, **options) -> nn.Module:
+    """A hashing network by name (see the module docstring). ``image_size`` matters for ViT and HybridHash,
+    whose position embeddings fix the input size; ``options`` go to MambaHash (``ciam_kernel``, …)."""
+    name = resolve_model_name(name)
+    model = MODELS[name].build(bits, image_size, **options)
+    if pretrained:
+        print(load_pretrained(model, pretrained, name))
+    return model
+
+
+def _nest_names(state_dict: dict) -> dict:
+    """timm's NesT keys already match HybridHash's module names; strip a leading ``model.`` if present."""
+    return {key.removeprefix("model."): value for key, value in state_dict.items()}
+
+
+def load_pretrained(model: nn.Module, path, name: str) -> LoadReport:
+    """Load ``path`` into a model built by ``build_hashing_model(name, …)``; returns what loaded.
+
+    torchvision files already use the baselines' module names (their classifier, ``fc`` or ``heads.head``,
+    and ViT's 24th layer are reported as unexpected). Raises FileNotFoundError (saying which file is
+    expected) or ValueError when no key matches."""
+    name = resolve_model_name(name)
+    if isinstance(model, MambaHash):
+        return load_groupmamba_weights(model, path, verbose=False)
+    rename = _nest_names if name == "hybridhash" else dict
+    return load_weights(model, path, rename=rename, hint=f"pass the local path of {MODELS[name].weights_hint}")

@@ -1,0 +1,105 @@
+"""The paper's numbers (kept once, as data) and measured numbers from run directories, side by side.
+
+``results/paper/paper_numbers.csv`` holds Tables 1–4 of the paper in long form (table, method, dataset,
+bits, metric, value), transcribed from the paper's text; nothing else in the project types a paper number.
+Table 2's methods are MambaHash's variants (``full``, ``no_ciam``, …); ``paper_numbers`` gives them the
+model names of ``mh.registry`` so that every table joins measured runs on one name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from mh.io import PROJECT_ROOT
+from mh.registry import MODELS, TABLE2_MODELS
+
+PAPER_FILE = PROJECT_ROOT / "results" / "paper" / "paper_numbers.csv"
+PAPER_SOURCE = "paper (He & Wei, ICMR 2025)"
+MODEL_LABELS = {name: entry.label for name, entry in MODELS.items()}
+
+
+def paper_numbers(table: str | None = None, path: Path = PAPER_FILE) -> pd.DataFrame:
+    """The paper's numbers, long form, with a ``source`` column saying so; Table 2's variants by model name."""
+    frame = pd.read_csv(path)
+    frame.loc[frame["table"] == "table2", "method"] = frame["method"].map(TABLE2_MODELS)
+    if table is not None:
+        frame = frame[frame["table"] == table].reset_index(drop=True)
+    return frame.assign(source=PAPER_SOURCE)
+
+
+def measured_runs(runs_dir: str | Path) -> pd.DataFrame:
+    """One row per finished run under ``runs_dir`` (metrics.json + manifest.json): dataset, model, bits, mAP,
+    profile, device, run."""
+    rows = []
+    for metrics_path in sorted(Path(runs_dir).glob("*/metrics.json")):
+        metrics = json.loads(metrics_path.read_text())
+        manifest_path = metrics_path.with_name("manifest.json")
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        rows.append(
+            {
+                "dataset": metrics["dataset"],
+                "model": metrics["model"],
+                "bits": metrics["bits"],
+                "map": metrics["map"],
+                "profile": metrics["profile"],
+                "device": manifest.get("device"),
+                "run": metrics_path.parent.name,
+            }
+        )
+    return pd.DataFrame(rows, columns=["dataset", "model", "bits", "map", "profile", "device", "run"])
+
+
+def _by_bits(frame: pd.DataFrame, index: str, values: str) -> pd.DataFrame:
+    """Long rows → one row per ``index``, one column per bit length ("16 bits", …)."""
+    wide = frame.pivot(index=index, columns="bits", values=values)
+    wide.columns = [f"{bits} bits" for bits in wide.columns]
+    return wide
+
+
+def table1(
+    measured: pd.DataFrame,
+    measured_label: str,
+    dataset: str = "cifar10",
+    model: str = "mambahash",
+    order_by: str = "48 bits",
+) -> pd.DataFrame:
+    """Table 1's ``dataset`` column: the paper's methods (sorted by ``order_by``) and this project's ``model``
+    as a last row labelled ``measured: <measured_label>``; bit lengths as columns."""
+    paper = paper_numbers("table1").query("dataset == @dataset")
+    rows = _by_bits(paper, "method", "value").sort_values(order_by).reset_index()
+    rows.insert(1, "source", "paper")
+    ours = measured.query("dataset == @dataset and model == @model")
+    if not ours.empty:
+        ours = _by_bits(ours, "model", "map").reset_index(drop=True)
+        ours = ours.assign(method=f"{MODEL_LABELS[model]} (this project)", source=f"measured: {measured_label}")
+        rows = pd.concat([rows, ours], ignore_index=True)
+    return rows
+
+
+def side_by_side(paper: pd.DataFrame, measured: pd.DataFrame, dataset: str = "cifar10") -> pd.DataFrame:
+    """Paper mAP beside measured mAP for ``dataset``, one row per (method, bits); measured cells carry their profile.
+
+    ``paper`` has columns method (model names as in ``measured``), bits, value.
+    """
+    paper = paper[paper["dataset"] == dataset][["method", "bits", "value"]].rename(
+        columns={"method": "model", "value": "paper mAP"}
+    )
+    measured = measured[measured["dataset"] == dataset][["model", "bits", "map", "profile"]].rename(
+        columns={"map": "measured mAP", "profile": "measured under"}
+    )
+    merged = paper.merge(measured, on=["model", "bits"], how="left")
+    merged.insert(0, "method", merged["model"].map(MODEL_LABELS).fillna(merged["model"]))
+    merged["measured under"] = merged["measured under"].fillna("not measured under this profile")
+    return merged.drop(columns="model")
+
+
+def measured_beside_paper(measured: pd.DataFrame, bits: int, dataset: str = "cifar10") -> pd.DataFrame:
+    """Every measured run at ``bits`` with its paper label and the paper's mAP for that model (Tables 2–3)."""
+    runs = measured.query("dataset == @dataset and bits == @bits").copy()
+    paper = pd.concat([paper_numbers("table2"), paper_numbers("table3")]).query("dataset == @dataset and bits == @bits")
+    runs["label"] = runs["model"].map(MODEL_LABELS)
+    runs["paper"] = runs["model"].map(paper.drop_duplicates("method").set_index("method")["value"])
+    return runs
