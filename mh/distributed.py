@@ -86,6 +86,12 @@ def init_collective(device: torch.device) -> tuple[Collective | SingleProcess, t
     return Collective(dist.get_rank(), dist.get_world_size(), backend), device
 
 
+def leave_process_group() -> None:
+    """End this process's part in a ``torch.distributed`` run (nothing to do in a one-process run)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def distribute_model(model: nn.Module, collective, device: torch.device) -> nn.Module:
     """DDP around ``model`` (SyncBatchNorm on CUDA); ``model`` itself when running as one process."""
     if isinstance(collective, SingleProcess):

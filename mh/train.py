@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from mh.data import HashingData, load_hashing_data
-from mh.distributed import distribute_model, init_collective
+from mh.distributed import distribute_model, init_collective, leave_process_group
 from mh.encode import resolve_device
 from mh.engine import (
     GlobalBatchSampler,
@@ -339,10 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = TrainConfig(**{**args, "model": resolve_model_name(args["model"])})
         result = fit(config, resume=resume, progress=progress)
+        main_process = is_main_process()  # before the process group is left
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if is_main_process():
+    finally:
+        leave_process_group()
+    if main_process:
         print(
             json.dumps({"run_dir": str(result.run_dir), **{k: result.metrics[k] for k in ("map", "profile")}}, indent=2)
         )

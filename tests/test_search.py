@@ -192,3 +192,30 @@ def test_without_faiss_the_error_names_the_install_command(monkeypatch):
     )
     with pytest.raises(ImportError, match="pip install faiss-cpu"):
         mh.search.faiss_module()
+
+
+def test_scaling_study_rows_and_tie_aware_recall():
+    from mh.repro.scaling import bit_balance, scaling_study, tie_aware_recall
+
+    exact = np.array([[1, 2, 3, 3]])
+    assert tie_aware_recall(np.array([[1, 3, 3, 3]]), exact) == 1.0  # any item tied at the 4th distance counts
+    assert tie_aware_recall(np.array([[1, 2, 4, -1]]), exact) == 0.5  # too far, and not found
+    balance = bit_balance(np.where(np.random.default_rng(0).random((50, 48)) < 0.7, 1, -1), 64)
+    assert balance.shape == (64,) and 0.6 < balance.mean() < 0.8
+    study = scaling_study(
+        balance, [3000], [16], ["flat", "ivf", "hnsw"], {"hnsw": 1000}, queries=10, k=20, timed=5, brute_force_at=3000
+    )
+    assert list(study["index"]) == [
+        "flat",
+        "flat (FAISS tie order)",
+        "ivf",
+        "float IndexFlatL2",
+        "mh.codes.retrieve (numpy)",
+    ]  # hnsw skipped above its size cap
+    flat = study.set_index("index").loc[["flat", "flat (FAISS tie order)"]]
+    assert (
+        (flat["recall@20"] == 1.0).all()
+        and (study["queries/s"] > 0).all()
+        and (study["p99 ms"] >= study["p50 ms"]).all()
+    )
+    assert study.set_index("index").loc["float IndexFlatL2", "bytes/item"] == 64 and flat["bytes/item"].eq(2).all()
