@@ -139,6 +139,18 @@ def _load_cifar10_torchvision(data_dir: Path, download: bool) -> ImagePool:
     return ImagePool(targets[order].astype(np.int64), f"torchvision CIFAR10 in {data_dir}", arrays=images[order])
 
 
+def locate_cifar10(data_dir=None) -> Path:
+    """Where CIFAR-10 would be read from (an image-folder root or torchvision's directory), without reading
+    it; DataNotFoundError, saying where it looked and how to get the data, when there is none."""
+    data_dir = resolve_data_dir(data_dir)
+    folder = _cifar_folder_root(data_dir)
+    if folder is not None:
+        return folder
+    if (data_dir / "cifar-10-batches-py").is_dir():
+        return data_dir
+    raise DataNotFoundError(f"CIFAR-10 not found: {_how_to_get_cifar10(data_dir)}")
+
+
 def load_cifar10_pool(data_dir=None, download: bool = False) -> ImagePool:
     """All 60,000 CIFAR-10 images, class-major (class 0: its 5,000 train then 1,000 test images, class 1, …).
 

@@ -84,3 +84,17 @@ def test_unknown_notebook_is_refused():
     from mh.repro.reproduce import main
 
     assert main(["--only", "07_missing"]) == 2
+
+
+def test_a_missing_dataset_stops_reproduce_before_any_output_is_touched(tmp_path, capsys):
+    from mh.repro.reproduce import main, run_notebooks
+
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "results" / "runs" / "smoke" / "a-run").mkdir(parents=True)
+    (tmp_path / "figures" / "03_curves.png").write_text("old")
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 not found"):
+        run_notebooks("smoke", str(tmp_path / "nonexistent"), root=tmp_path)
+    assert (tmp_path / "figures" / "03_curves.png").read_text() == "old"
+    assert (tmp_path / "results" / "runs" / "smoke" / "a-run").is_dir()
+    assert main(["--profile", "smoke", "--data-dir", str(tmp_path / "nonexistent"), "--only", "03_training"]) == 2
+    assert "CIFAR-10 not found" in capsys.readouterr().err

@@ -2,12 +2,13 @@
 
     python -m mh.repro.reproduce [--profile auto|smoke|gpu|paper] [--data-dir DIR] [--only 03_training ...]
 
-``make reproduce`` calls this. ``auto`` is smoke on a CPU and gpu when CUDA is present. Before running it
-clears the outputs it will rewrite (figures/, results/tables/, this profile's results/runs/, the executed
-notebooks and results/manifest.json), so a stale file never passes for a new one. Executed copies go to
-notebooks/executed/; a failing cell stops the run with exit status 1 and leaves its executed notebook
-showing the error. results/manifest.json records commit, versions, device, profile and per-notebook
-wall time.
+``make reproduce`` calls this. ``auto`` is smoke on a CPU and gpu when CUDA is present. It first checks its
+inputs (the notebooks named, CIFAR-10 for the notebooks that read it) and stops with exit status 2 before
+touching any output when one is missing. Then it clears the outputs it will rewrite (figures/,
+results/tables/, this profile's results/runs/, the executed notebooks and results/manifest.json), so a stale
+file never passes for a new one. Executed copies go to notebooks/executed/; a failing cell stops the run
+with exit status 1 and leaves its executed notebook showing the error. results/manifest.json records
+commit, versions, device, profile and per-notebook wall time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from mh.data import DataNotFoundError, locate_cifar10
 from mh.io import PROJECT_ROOT, write_json
 from mh.repro.manifest import run_manifest
 from mh.repro.profiles import PROFILES, resolve_profile
@@ -33,6 +35,7 @@ NOTEBOOKS = (
     "06_gradcam",
     "07_retrieval_at_scale",
 )
+NEEDS_CIFAR10 = {"03_training", "04_tables_map", "06_gradcam", "07_retrieval_at_scale"}
 
 
 def clear_outputs(root: Path, profile: str, notebooks: list[str]) -> list[Path]:
@@ -71,6 +74,8 @@ def run_notebooks(
     unknown = [name for name in notebooks if name not in NOTEBOOKS]
     if unknown:
         raise ValueError(f"unknown notebooks {unknown}; expected names from {NOTEBOOKS}")
+    if set(notebooks) & NEEDS_CIFAR10:
+        locate_cifar10(data_dir)  # before any output is touched: a missing dataset loses nothing
     clear_outputs(root, resolved, notebooks)
     executed_dir = root / "notebooks" / "executed"
     executed_dir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         manifest = run_notebooks(args.profile, args.data_dir, args.seed, args.only)
-    except ValueError as error:
+    except (ValueError, DataNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # papermill's PapermillExecutionError and kernel failures
