@@ -69,16 +69,12 @@ COMPARISON_BACKBONES = ("resnet50", "vit_l_32", "hybridhash", "mambahash")  # Ta
 TABLE2_MODELS = {entry.variant: name for name, entry in MODELS.items() if entry.variant}
 
 
-def _dpsh(num_train: int, bits: int, num_classes: int, quantization_weight: float) -> nn.Module:
-    return DPSHLoss(num_train, bits, num_classes, quantization_weight)
-
-
 def _rmsprop(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
 
 
 # name → (num_train, bits, num_classes, quantization_weight) → loss module
-LOSSES: dict[str, Callable[..., nn.Module]] = {"dpsh": _dpsh}
+LOSSES: dict[str, Callable[..., nn.Module]] = {"dpsh": DPSHLoss}
 # name → (model, learning_rate, weight_decay) → optimizer
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"rmsprop": _rmsprop}
 

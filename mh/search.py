@@ -153,8 +153,8 @@ class CodeIndex:
             packed = np.atleast_2d(queries)
             bits = packed.shape[1] * 8
         else:
-            packed = pack_codes(np.atleast_2d(np.asarray(queries.cpu() if hasattr(queries, "cpu") else queries)))
-            bits = np.atleast_2d(np.asarray(queries)).shape[1]
+            codes = np.atleast_2d(np.asarray(queries.cpu() if hasattr(queries, "cpu") else queries))
+            packed, bits = pack_codes(codes), codes.shape[1]
         if bits != self.bits:
             raise ValueError(
                 f"this index holds {self.bits}-bit codes; the queries have {bits} bits. Encode them "
