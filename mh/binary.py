@@ -48,6 +48,15 @@ def label_rows(labels, num_classes: int | None = None) -> torch.Tensor:
     return labels.float()
 
 
+def matching_label_rows(labels_a, labels_b) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two label sets as (n, C) and (m, C) float32 CPU rows of one width: class indices one-hot encoded
+    separately may give rows of different widths (their largest index differs); the narrower is zero padded."""
+    rows_a, rows_b = label_rows(labels_a).cpu(), label_rows(labels_b).cpu()
+    width = max(rows_a.shape[1], rows_b.shape[1])
+    pad = torch.nn.functional.pad
+    return pad(rows_a, (0, width - rows_a.shape[1])), pad(rows_b, (0, width - rows_b.shape[1]))
+
+
 def pack_codes(codes) -> np.ndarray:
     """(n, K) codes (±1, 0/1 or real: sign taken) → (n, ⌈K/8⌉) uint8, bit 1 where the code is +1."""
     return np.packbits(as_sign_codes(codes).numpy() > 0, axis=1)

@@ -64,9 +64,9 @@ class Collective:
         per_rank = -(-total // self.world_size)
         padded = torch.zeros((per_rank, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
         padded[: len(rows)] = rows
-        parts = [torch.empty_like(padded) for _ in range(self.world_size)]
-        dist.all_gather(parts, padded)
-        return torch.stack(parts, dim=1).reshape(per_rank * self.world_size, *rows.shape[1:])[:total]
+        (by_rank,) = self.gather(padded)  # rank-major: rank r's j-th row is item j·N + r
+        interleaved = by_rank.reshape(self.world_size, per_rank, *rows.shape[1:]).transpose(0, 1)
+        return interleaved.reshape(per_rank * self.world_size, *rows.shape[1:])[:total]
 
 
 def launched_by_torchrun() -> bool:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from mh.binary import as_sign_codes, hamming_distances, label_rows, pack_words
+from mh.binary import as_sign_codes, hamming_distances, matching_label_rows, pack_words
 
 RANKING_CONVENTION = (
     "rank by Hamming distance, ties by database index (stable); relevant = shares >= 1 label; "
@@ -34,10 +34,7 @@ def _prepare(query_codes, db_codes, query_labels, db_labels, device="cpu"):
     q, d = as_sign_codes(query_codes), as_sign_codes(db_codes)
     if q.shape[1] != d.shape[1]:
         raise ValueError(f"query codes have {q.shape[1]} bits, database codes {d.shape[1]}")
-    ql, dl = label_rows(query_labels).cpu(), label_rows(db_labels).cpu()
-    width = max(ql.shape[1], dl.shape[1])  # one-hot rows built separately may differ in width
-    ql = torch.nn.functional.pad(ql, (0, width - ql.shape[1]))
-    dl = torch.nn.functional.pad(dl, (0, width - dl.shape[1]))
+    ql, dl = matching_label_rows(query_labels, db_labels)
     if ql.shape[0] != q.shape[0] or dl.shape[0] != d.shape[0]:
         raise ValueError(
             "each code needs one label row: "

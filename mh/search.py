@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from mh.binary import label_rows, pack_codes
+from mh.binary import label_rows, matching_label_rows, pack_codes
 from mh.codes import CodeSet
 from mh.io import atomic_output
 
@@ -217,11 +217,7 @@ class CodeIndex:
         """(n, k) bool: does the item at each returned position share a label with its query."""
         if self.labels is None:
             raise ValueError("this index was built without labels; pass labels= to CodeIndex.build")
-        query_rows = label_rows(query_labels).numpy()
-        item_rows = label_rows(self.labels).numpy()
-        width = max(query_rows.shape[1], item_rows.shape[1])
-        query_rows = np.pad(query_rows, ((0, 0), (0, width - query_rows.shape[1])))
-        item_rows = np.pad(item_rows, ((0, 0), (0, width - item_rows.shape[1])))
+        query_rows, item_rows = (rows.numpy() for rows in matching_label_rows(query_labels, self.labels))
         shared = np.einsum("qc,qkc->qk", query_rows, item_rows[np.maximum(positions, 0)]) > 0
         return shared & (positions >= 0)
 
