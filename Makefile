@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 PROFILE ?= auto
 
-.PHONY: setup test lint reproduce bench clean-venv
+.PHONY: setup test lint reproduce lab site site-check bench clean-venv
 
 setup: $(STAMP)
 
@@ -28,6 +28,18 @@ lint: setup
 # Regenerate every table and figure (smoke profile on CPU, gpu profile with CUDA; PROFILE=... to choose).
 reproduce: setup
 	$(BIN)/python -m mh.repro.reproduce --profile $(PROFILE)
+
+# JupyterLab on this environment's kernel ("mambahash-companion"), opened on notebooks/ (LAB_ARGS=--no-browser …)
+lab: setup
+	$(BIN)/python -m mh.repro.lab $(LAB_ARGS)
+
+# The executed notebooks (notebooks/executed/, written by make reproduce) as a static site in site/
+site: setup
+	$(BIN)/python -m mh.repro.site build
+
+# Open the site in headless Chromium (apt-get install chromium): screenshots in site/_screenshots/
+site-check: setup
+	$(BIN)/python -m mh.repro.site check
 
 bench: setup
 	$(BIN)/python benchmarks/bench_scan.py

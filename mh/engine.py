@@ -134,12 +134,16 @@ def build_training(
     """Model, loss and optimizer for ``model_name``: the loss and optimizer of its registry entry unless
     ``loss``/``optimizer`` name others (``mh.registry.LOSSES`` / ``OPTIMIZERS``)."""
     entry = MODELS[model_name]
-    model = build_hashing_model(model_name, bits, pretrained=pretrained, image_size=profile.image_size).to(device)
+    model = build_hashing_model(
+        model_name, bits, pretrained=pretrained, image_size=profile.image_size, size=profile.model_size
+    ).to(device)
     criterion = LOSSES[loss or entry.loss](len(data.train), bits, data.protocol.num_classes, quantization_weight)
     return TrainingParts(
         model,
         criterion.to(device),
-        OPTIMIZERS[optimizer or entry.optimizer](model, profile.learning_rate, profile.weight_decay),
+        OPTIMIZERS[optimizer or profile.optimizer or entry.optimizer](
+            model, profile.learning_rate, profile.weight_decay
+        ),
     )
 
 

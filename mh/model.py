@@ -168,6 +168,10 @@ class MambaHash(nn.Module):
         afem_groups: "released" (groups = 512) or "paper" (depth-wise).
         afem_ratio: λ; None = 2^(K // 16). Ratios above 16 (K ≥ 80) must be given explicitly.
         direction_order: "paper" (Eq. 5) or "released" (GroupMamba's weights), see ``mh.directions``.
+        depths: blocks per stage; the paper's (3, 4, 16, 3) by default.
+        dims: channels per stage, each a multiple of 4 (four scan groups); the paper's (64, 128, 348, 512)
+            by default. The smoke profile's reduced network (``mh.registry``) is shallower and narrower, so
+            CPU runs take minutes; AFEM's released grouping then uses groups = the last width.
     """
 
     def __init__(
@@ -179,6 +183,8 @@ class MambaHash(nn.Module):
         afem_groups: str = "released",
         afem_ratio: int | None = None,
         direction_order: str = "paper",
+        depths: tuple[int, ...] = STAGE_DEPTHS,
+        dims: tuple[int, ...] = STAGE_DIMS,
     ):
         super().__init__()
         self.bits = check_bits(bits)
@@ -186,6 +192,12 @@ class MambaHash(nn.Module):
             raise ValueError(f"unknown variant {variant!r}; expected one of {tuple(VARIANTS)}")
         if direction_order not in GROUP_ORDERS:
             raise ValueError(f"unknown direction_order {direction_order!r}; expected one of {tuple(GROUP_ORDERS)}")
+        if len(depths) != len(STAGE_DEPTHS) or any(int(depth) < 1 for depth in depths):
+            raise ValueError(f"depths must be {len(STAGE_DEPTHS)} positive block counts, one per stage; got {depths}")
+        if len(dims) != len(STAGE_DIMS) or any(int(dim) < 4 or int(dim) % 4 for dim in dims):
+            raise ValueError(f"dims must be {len(STAGE_DIMS)} widths, each a positive multiple of 4; got {dims}")
+        self.depths = tuple(int(depth) for depth in depths)
+        self.dims = tuple(int(dim) for dim in dims)
         self.variant = variant
         self.direction_order = direction_order
         self.scan_backend = scan_backend
@@ -193,12 +205,12 @@ class MambaHash(nn.Module):
         kernel = self._ciam_kernel(ciam_kernel) if with_ciam else None
         orders = GROUP_ORDERS[direction_order]
         self.stages = nn.ModuleList()
-        for index, (dim, depth, ratio) in enumerate(zip(STAGE_DIMS, STAGE_DEPTHS, MLP_RATIOS, strict=True)):
-            entry = Stem(dim) if index == 0 else Downsample(STAGE_DIMS[index - 1], dim)
+        for index, (dim, depth, ratio) in enumerate(zip(self.dims, self.depths, MLP_RATIOS, strict=True)):
+            entry = Stem(dim, hidden=dim) if index == 0 else Downsample(self.dims[index - 1], dim)
             blocks = [MambaBlock(dim, ratio, orders, kernel, scan_backend) for _ in range(depth)]
             self.stages.append(Stage(entry, blocks, dim))
         self.afem = self._afem(afem_ratio, afem_groups) if with_afem else None
-        self.hash = nn.Linear(STAGE_DIMS[-1], self.bits)
+        self.hash = nn.Linear(self.dims[-1], self.bits)
         self.apply(_init_weights)
 
     def _ciam_kernel(self, ciam_kernel) -> int:
@@ -211,13 +223,13 @@ class MambaHash(nn.Module):
         raise ValueError(f"ciam_kernel must be 'released', 'paper' or an odd int; got {ciam_kernel!r}")
 
     def _afem(self, ratio, groups) -> AdaptiveFeatureEnhancement:
-        dim = STAGE_DIMS[-1]
+        dim = self.dims[-1]
         if ratio is None:
             ratio = afem_ratio_for_bits(self.bits)
             if ratio > MAX_AFEM_RATIO:
                 raise ValueError(
-                    f"AFEM's λ = 2^(K//16) = {ratio} for K = {self.bits} bits would widen 512 channels to "
-                    f"{512 * ratio}; the paper uses K in {PAPER_BITS}. Pass afem_ratio=... to choose λ yourself."
+                    f"AFEM's λ = 2^(K//16) = {ratio} for K = {self.bits} bits would widen {dim} channels to "
+                    f"{dim * ratio}; the paper uses K in {PAPER_BITS}. Pass afem_ratio=... to choose λ yourself."
                 )
         if groups not in ("released", "paper"):
             raise ValueError(f"afem_groups must be 'released' or 'paper'; got {groups!r}")

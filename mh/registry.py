@@ -15,6 +15,7 @@ timm's ``nest_base_jx`` or the authors' checkpoints for HybridHash); what loaded
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,32 +38,51 @@ class ModelEntry:
     loss: str = "dpsh"
     optimizer: str = "rmsprop"
     weights_hint: str = ""  # which pretrained file fits, for error messages
+    reduced: dict = dataclasses.field(default_factory=dict)  # options of the smoke profile's smaller network
 
 
 def _mambahash(variant: str) -> Callable[..., nn.Module]:
     return lambda bits, image_size, **options: MambaHash(bits, variant=variant, **options)
 
 
-def _no_options(build: Callable[[int, int], nn.Module]) -> Callable[..., nn.Module]:
+def _with_options(build: Callable[..., nn.Module], *accepted: str) -> Callable[..., nn.Module]:
     def checked(bits: int, image_size: int, **options) -> nn.Module:
-        if options:
-            raise ValueError(f"this network takes no options {sorted(options)}")
-        return build(check_bits(bits), image_size)
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ValueError(f"this network takes no options {unknown}; it accepts {list(accepted) or 'none'}")
+        return build(check_bits(bits), image_size, **options)
 
     return checked
 
 
+# The smoke profile's reduced networks keep every module type and use fewer blocks (MambaHash also half the
+# widths), so that a CPU trains seven of them in minutes; their numbers are labelled "reduced nets".
+REDUCED_MAMBAHASH = {"depths": (1, 1, 1, 1), "dims": (32, 64, 176, 256)}  # paper: (3, 4, 16, 3), (64, 128, 348, 512)
+MODEL_SIZES = ("paper", "reduced")
+
+
 MODELS: dict[str, ModelEntry] = {
-    "mambahash": ModelEntry("MambaHash", _mambahash("full"), "full"),
-    "mambahash-no_ciam": ModelEntry("MambaHash w/o C", _mambahash("no_ciam"), "no_ciam"),
-    "mambahash-no_afem": ModelEntry("MambaHash w/o F", _mambahash("no_afem"), "no_afem"),
-    "mambahash-plain": ModelEntry("MambaHash*", _mambahash("plain"), "plain"),
+    "mambahash": ModelEntry("MambaHash", _mambahash("full"), "full", reduced=REDUCED_MAMBAHASH),
+    "mambahash-no_ciam": ModelEntry("MambaHash w/o C", _mambahash("no_ciam"), "no_ciam", reduced=REDUCED_MAMBAHASH),
+    "mambahash-no_afem": ModelEntry("MambaHash w/o F", _mambahash("no_afem"), "no_afem", reduced=REDUCED_MAMBAHASH),
+    "mambahash-plain": ModelEntry("MambaHash*", _mambahash("plain"), "plain", reduced=REDUCED_MAMBAHASH),
     "resnet50": ModelEntry(
-        "ResNet50", _no_options(lambda bits, size: ResNet50Hash(bits)), weights_hint="torchvision's resnet50-*.pth"
+        "ResNet50",
+        _with_options(lambda bits, size, **options: ResNet50Hash(bits, **options), "blocks"),
+        weights_hint="torchvision's resnet50-*.pth",
+        reduced={"blocks": (1, 1, 1, 1)},  # paper: (3, 4, 6, 3)
     ),
-    "vit_l_32": ModelEntry("ViT-L/32", _no_options(ViTL32Hash), weights_hint="torchvision's vit_l_32-*.pth"),
+    "vit_l_32": ModelEntry(
+        "ViT-L/32",
+        _with_options(ViTL32Hash, "num_layers"),
+        weights_hint="torchvision's vit_l_32-*.pth",
+        reduced={"num_layers": 1},  # paper: 23
+    ),
     "hybridhash": ModelEntry(
-        "Hybrid", _no_options(HybridHash), weights_hint="timm's nest_base_jx weights (jx_nest_base-8bc41011.pth)"
+        "Hybrid",
+        _with_options(HybridHash, "depths", "unused_fc"),
+        weights_hint="timm's nest_base_jx weights (jx_nest_base-8bc41011.pth)",
+        reduced={"depths": (1, 1, 1)},  # paper: (2, 2, 15)
     ),
 }
 COMPARISON_BACKBONES = ("resnet50", "vit_l_32", "hybridhash", "mambahash")  # Table 3–4 order
@@ -73,10 +93,14 @@ def _rmsprop(model: nn.Module, learning_rate: float, weight_decay: float) -> tor
     return torch.optim.RMSprop(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
 
 
+def _adam(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+
+
 # name → (num_train, bits, num_classes, quantization_weight) → loss module
 LOSSES: dict[str, Callable[..., nn.Module]] = {"dpsh": DPSHLoss}
 # name → (model, learning_rate, weight_decay) → optimizer
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"rmsprop": _rmsprop}
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"rmsprop": _rmsprop, "adam": _adam}
 
 
 def available_models() -> list[str]:
@@ -92,10 +116,17 @@ def resolve_model_name(name: str) -> str:
     return name
 
 
-def build_hashing_model(name: str, bits: int, pretrained=None, image_size: int = 224, **options) -> nn.Module:
+def build_hashing_model(
+    name: str, bits: int, pretrained=None, image_size: int = 224, size: str = "paper", **options
+) -> nn.Module:
     """A hashing network by name (see the module docstring). ``image_size`` matters for ViT and HybridHash,
-    whose position embeddings fix the input size; ``options`` go to MambaHash (``ciam_kernel``, …)."""
+    whose position embeddings fix the input size; ``size="reduced"`` builds the smoke profile's network
+    (fewer blocks, same widths: ``ModelEntry.reduced``); ``options`` go to the network (``ciam_kernel``, …)."""
     name = resolve_model_name(name)
+    if size not in MODEL_SIZES:
+        raise ValueError(f"unknown model size {size!r}; expected one of {MODEL_SIZES}")
+    if size == "reduced":
+        options = {**MODELS[name].reduced, **options}
     model = MODELS[name].build(bits, image_size, **options)
     if pretrained:
         print(load_pretrained(model, pretrained, name))

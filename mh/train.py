@@ -50,7 +50,7 @@ from mh.engine import (
 )
 from mh.metrics import RANKING_CONVENTION
 from mh.model import PAPER_BITS, check_bits
-from mh.registry import LOSSES, MODELS, OPTIMIZERS, available_models, resolve_model_name
+from mh.registry import LOSSES, MODEL_SIZES, MODELS, OPTIMIZERS, available_models, resolve_model_name
 from mh.repro.manifest import run_manifest
 from mh.repro.profiles import PROFILES, Profile, resolve_profile
 from mh.splits import PROTOCOLS, SPLIT_SEED
@@ -69,6 +69,7 @@ class TrainConfig:
     batch_size: int | None = None
     learning_rate: float | None = None
     image_size: int | None = None
+    model_size: str | None = None  # "paper" or "reduced" (mh.registry); None: the profile's
     eval_every: int | None = None  # evaluate every N epochs (the last epoch always)
     quantization_weight: float | None = None  # η; None: the dataset's (0.01 CIFAR-10, 0.05 others)
     accumulate_gradients: bool = False
@@ -89,6 +90,7 @@ class TrainConfig:
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             image_size=self.image_size,
+            model_size=self.model_size,
             eval_every=self.eval_every,
         )
 
@@ -112,6 +114,8 @@ def validate_config(config: TrainConfig) -> None:
             raise ValueError(f"{field_name} must be positive; got {getattr(profile, field_name)}")
     if config.log_every < 1:
         raise ValueError(f"log_every must be positive; got {config.log_every}")
+    if profile.model_size not in MODEL_SIZES:
+        raise ValueError(f"model_size must be one of {MODEL_SIZES}; got {profile.model_size!r}")
 
 
 @dataclass
@@ -186,7 +190,7 @@ def start_run(config: TrainConfig, resume: bool, progress: bool, data: HashingDa
             "resolved_profile": dataclasses.asdict(profile),
             "quantization_weight": eta,
             "loss": config.loss or entry.loss,
-            "optimizer": config.optimizer or entry.optimizer,
+            "optimizer": config.optimizer or profile.optimizer or entry.optimizer,
             "data": data.record,
         },
     )
@@ -315,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, dest="learning_rate")
     parser.add_argument("--image-size", type=int)
+    parser.add_argument(
+        "--model-size", choices=["paper", "reduced"], help="reduced: fewer blocks, same widths (default: the profile's)"
+    )
     parser.add_argument("--eval-every", type=int, help="evaluate every N epochs (the last epoch always)")
     parser.add_argument("--seed", type=int, default=SPLIT_SEED)
     parser.add_argument(

@@ -174,3 +174,16 @@ else:
 backends = pd.DataFrame(rows)
 ws.save_table(backends, "01_scan_backends", f"Selective-scan backends vs the reference loop ({ws.label()}).")
 backends
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then change a line above or write a few lines below and check.
+#
+# 1. **The Δ → 0 limit.** Shrink the step size Δ tenfold, twice. Predict how the gap between the exact ZOH
+#    Ā = e^{Δa} and forward Euler's 1 + Δa shrinks, and what B̄/Δ tends to; then compute it with
+#    `mh.ssm.zoh_diagonal` and `mh.ssm.euler`.
+# 2. **Recurrence or convolution?** Fix Δ, B, C (no selectivity). Predict the largest difference between
+#    `mh.ssm.run_recurrence` and the causal convolution with `mh.ssm.convolution_kernel` on 32 random inputs.
+#
+# Worked solutions: [`solutions/01_solutions.py`](solutions/01_solutions.py) (run by the test suite).

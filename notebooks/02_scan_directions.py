@@ -105,3 +105,16 @@ ax.set_title("What one scan step moves to on a 14×14 grid (stage 3 at 224 px)")
 ws.save_figure(fig, "02_neighbours")
 plt.show()
 pivot
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then change a line above or write a few lines below and check.
+#
+# 1. **Vertical neighbours in a row scan.** Predict how many scan steps separate a cell from the cell below
+#    it in the row-major order of an H × W map, and check it with `mh.directions.to_sequence`.
+# 2. **A fifth order.** Write the snake (boustrophedon) scan — every other row reversed — with
+#    `to_sequence`/`to_grid` and a flip. Predict its number of jumps (consecutive steps that are not grid
+#    neighbours) against the row scan's, and check that undoing it gives the map back.
+#
+# Worked solutions: [`solutions/02_solutions.py`](solutions/02_solutions.py) (run by the test suite).

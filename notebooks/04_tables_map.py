@@ -141,3 +141,15 @@ fig.suptitle(f"CIFAR-10, {TABLE_BITS} bits — {ws.label()}", fontweight="bold")
 ws.save_figure(fig, "04_precision_recall")
 plt.show()
 hamming2
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then change a line above or write a few lines below and check.
+#
+# 1. **Read Table 1.** Predict which method the paper ranks first on CIFAR-10 at each bit length and whether
+#    its margin over the runner-up exceeds two mAP points; check with `mh.repro.tables.paper_numbers`.
+# 2. **Perfect codes.** Give every image its class's code (class codes more than 2 bits apart). Predict
+#    P@H≤2 and mAP, and compute them with `mh.metrics`.
+#
+# Worked solutions: [`solutions/04_solutions.py`](solutions/04_solutions.py) (run by the test suite).

@@ -10,8 +10,9 @@
 #
 # **Which weights.** Maps are computed at 224×224. When this profile trained 48-bit models at 224 px
 # (gpu, paper), their checkpoints are loaded. Otherwise (smoke: 32 px) the networks are freshly initialised
-# with the seed — the figure then shows the mechanics of Grad-CAM on each architecture, **not** what a
-# trained network attends to; its title says so.
+# with the seed, in the profile's network size (smoke: the reduced networks of `mh.registry`, fewer blocks)
+# — the figure then shows the mechanics of Grad-CAM on each architecture, **not** what a trained network
+# attends to; its title says so.
 #
 # **What it writes.** `figures/06_gradcam.{png,pdf}`, `results/tables/06_gradcam_layers.{csv,md}`.
 
@@ -66,13 +67,13 @@ print("explaining:", [CIFAR10_CLASSES[label] for label in labels])
 maps, layers, weights_used = {}, [], {}
 for name in COMPARISON_BACKBONES:
     torch.manual_seed(SEED)
-    model = build_hashing_model(name, BITS, image_size=IMAGE_SIZE)
+    model = build_hashing_model(name, BITS, image_size=IMAGE_SIZE, size=profile.model_size)
     checkpoint = ws.runs / TrainConfig(bits=BITS, model=name, profile=profile.name).name() / "checkpoint.ckpt"
     if profile.image_size == IMAGE_SIZE and checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
         weights_used[name] = f"trained ({profile.name})"
     else:
-        weights_used[name] = "untrained"
+        weights_used[name] = "untrained" + (", reduced" if profile.model_size == "reduced" else "")
     centres = class_centres(model, reference_images, reference_labels, 10)
     maps[name] = gradcam_maps(model, images, labels, centres)
     target = gradcam_target(model)
@@ -102,3 +103,15 @@ fig.suptitle(f"Grad-CAM, target = similarity to class-centre code, {BITS} bits, 
              f"{ws.label()}", fontweight="bold")
 ws.save_figure(fig, "06_gradcam")
 plt.show()
+
+# %% [markdown]
+# ## Exercises
+#
+# Predict first, then change a line above or write a few lines below and check.
+#
+# 1. **A network that ignores its input.** If every image gets the same code, what are the class centres
+#    (`mh.repro.gradcam.class_centres`)? What does that mean for the Grad-CAM target?
+# 2. **How coarse is a ViT-L/32 map?** Predict the shape of the target layer's map at 224 px after the
+#    reshape that `gradcam_target` gives, and check it with a forward hook.
+#
+# Worked solutions: [`solutions/06_solutions.py`](solutions/06_solutions.py) (run by the test suite).

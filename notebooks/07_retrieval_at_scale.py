@@ -31,6 +31,7 @@ INDEX_KINDS = ["flat", "hash", "multihash", "ivf", "hnsw"]
 MAX_SIZE = {"hnsw": 100_000, "hash": 1_000_000}
 QUERIES = 100
 K = 100
+REMEASURE = False
 
 # %%
 import matplotlib.pyplot as plt
@@ -42,7 +43,10 @@ from mh.codes import load_code_sets
 from mh.data import load_hashing_data
 from mh.metrics import mean_average_precision
 from mh.repro.runs import ensure_run
+import mh.repro.scaling
+import mh.search
 from mh.repro.scaling import bit_balance, scaling_study
+from mh.repro.timings import cached_measurement, describe_measurement
 from mh.repro.workspace import open_workspace
 from mh.search import CodeIndex, build_run_index, index_mean_average_precision
 from mh.splits import CIFAR10_CLASSES
@@ -120,8 +124,11 @@ top10
 balance = bit_balance(sets["database"].codes, max(SCALING_BITS))
 print("bit balance of the trained codes (fraction of +1):", np.round(balance[:BITS], 2))
 sizes = SIZES[profile.name]
-study = scaling_study(balance, sizes, SCALING_BITS, INDEX_KINDS, MAX_SIZE, queries=QUERIES, k=K, seed=SEED,
-                      brute_force_at=1_000_000)
+settings = dict(balance=balance, sizes=sizes, bit_lengths=SCALING_BITS, kinds=INDEX_KINDS, max_size=MAX_SIZE,
+                queries=QUERIES, k=K, seed=SEED, brute_force_at=1_000_000)
+study, timing = cached_measurement("07_scaling", lambda: scaling_study(**settings), settings,
+                                   (mh.repro.scaling, mh.search), ws.root / "results" / "timings", REMEASURE)
+print(describe_measurement(timing))
 ws.save_table(study.round(4), "07_scaling",
               f"FAISS binary indexes on synthetic codes with the trained codes' bit balance, {QUERIES} near-duplicate "
               f"queries, recall@{K} against exact search (tie-aware); float IndexFlatL2 beside them ({ws.label()}).")
@@ -181,11 +188,11 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
-# 1. A radius-1 lookup: with `index.within_radius(query.packed[:5], 1)`, how many database items lie within
-#    one bit flip of each query, and what fraction share the query's class? Predict first: more or less
-#    than the top-10 precision above?
-# 2. Change the query noise (`flip` in `scaling_study`, 0.1 here) to 0.25: which index's recall falls
-#    most, and why does the flat index not care?
-# 3. Build a `multihash` index with `tables=2` instead of 4 at 64 bits: predict the effect on latency
-#    and on the radius within which it is exact (pigeonhole: an item within radius r < tables shares one
-#    substring exactly).
+# Predict first, then change a line above or write a few lines below and check.
+#
+# 1. **A radius-1 lookup.** Put a query's exact copy and its 64 one-bit neighbours into 10,000 random 64-bit
+#    codes. Predict how many items `CodeIndex.within_radius(query, radius=1)` returns, and their distances.
+# 2. **Memory of a million codes.** Predict the bytes of a million packed 64-bit codes, and compare with
+#    64-dimensional float32 vectors.
+#
+# Worked solutions: [`solutions/07_solutions.py`](solutions/07_solutions.py) (run by the test suite).

@@ -123,3 +123,26 @@ def test_the_whole_model_runs_in_float64():
         double = model.double()(images.double())
     assert double.dtype == torch.float64
     assert relative_error(single, double) <= 1e-4
+
+
+def test_reduced_networks_are_smaller_and_keep_the_interface():
+    from mh.registry import MODELS, build_hashing_model
+
+    for name in MODELS:
+        reduced = build_hashing_model(name, 16, image_size=32, size="reduced")
+        assert reduced(torch.randn(2, 3, 32, 32)).shape == (2, 16)
+    full, reduced = (build_hashing_model("mambahash", 16, size=size) for size in ("paper", "reduced"))
+    assert sum(p.numel() for p in reduced.parameters()) < sum(p.numel() for p in full.parameters()) / 5
+
+
+def test_bad_model_sizes_and_stage_settings_are_named():
+    from mh.registry import build_hashing_model
+
+    with pytest.raises(ValueError, match="unknown model size 'tiny'"):
+        build_hashing_model("mambahash", 16, size="tiny")
+    with pytest.raises(ValueError, match="depths must be 4 positive"):
+        MambaHash(16, depths=(1, 1, 0, 1))
+    with pytest.raises(ValueError, match="multiple of 4"):
+        MambaHash(16, dims=(32, 64, 174, 256))
+    with pytest.raises(ValueError, match="accepts"):
+        build_hashing_model("resnet50", 16, depths=(1, 1, 1, 1))

@@ -198,15 +198,17 @@ class PatchEmbed(nn.Module):
 class HybridHash(nn.Module):
     """HybridHash network. forward((B, 3, S, S)) → codes (B, K) in (−1, 1); S a multiple of 16 (224 in the paper)."""
 
-    def __init__(self, bits: int, image_size: int = 224, unused_fc: bool = True):
+    def __init__(self, bits: int, image_size: int = 224, unused_fc: bool = True, depths: tuple[int, ...] = DEPTHS):
         super().__init__()
+        if len(depths) != len(DEPTHS) or any(int(depth) < 1 for depth in depths):
+            raise ValueError(f"depths must be {len(DEPTHS)} positive layer counts, one per stage; got {depths}")
         if image_size % 16 or image_size < 32:
             raise ValueError(f"HybridHash needs an image size that is a multiple of 16 and ≥ 32; got {image_size}")
         self.image_size = image_size
         block_side = image_size // 4 // BLOCKS_PER_SIDE[0]
         self.patch_embed = PatchEmbed()
-        rates = torch.linspace(0, DROP_PATH_RATE, sum(DEPTHS)).tolist()
-        bounds = [0, DEPTHS[0], DEPTHS[0] + DEPTHS[1], sum(DEPTHS)]
+        rates = torch.linspace(0, DROP_PATH_RATE, sum(depths), device="cpu").tolist()  # also under a meta device
+        bounds = [0, depths[0], depths[0] + depths[1], sum(depths)]
         self.levels = nn.ModuleList(
             Stage(level, block_side, rates[bounds[level] : bounds[level + 1]]) for level in range(3)
         )

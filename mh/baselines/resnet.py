@@ -13,10 +13,14 @@ from torchvision.models.resnet import Bottleneck, ResNet
 
 
 class ResNet50Hash(ResNet):
-    """torchvision ResNet-50 whose ``fc`` is replaced by a hash layer. (B, 3, H, W) → (B, K) in (−1, 1)."""
+    """torchvision ResNet-50 whose ``fc`` is replaced by a hash layer. (B, 3, H, W) → (B, K) in (−1, 1).
 
-    def __init__(self, bits: int):
-        super().__init__(Bottleneck, [3, 4, 6, 3])
+    ``blocks``: bottlenecks per layer, ResNet-50's (3, 4, 6, 3) by default (the smoke profile uses fewer)."""
+
+    def __init__(self, bits: int, blocks: tuple[int, ...] = (3, 4, 6, 3)):
+        if len(blocks) != 4 or any(int(count) < 1 for count in blocks):
+            raise ValueError(f"blocks must be 4 positive bottleneck counts, one per layer; got {blocks}")
+        super().__init__(Bottleneck, [int(count) for count in blocks])
         del self.fc
         self.hash_layer = nn.Linear(2048, bits)
         nn.init.normal_(self.hash_layer.weight, std=0.01)

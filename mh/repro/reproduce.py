@@ -6,22 +6,37 @@
 inputs (the notebooks named, CIFAR-10 for the notebooks that read it) and stops with exit status 2 before
 touching any output when one is missing. Then it clears the outputs it will rewrite (figures/,
 results/tables/, this profile's results/runs/, the executed notebooks and results/manifest.json), so a stale
-file never passes for a new one. Executed copies go to notebooks/executed/; a failing cell stops the run
-with exit status 1 and leaves its executed notebook showing the error. results/manifest.json records
-commit, versions, device, profile and per-notebook wall time.
+file never passes for a new one. A failing cell stops the run with exit status 1 and leaves its executed
+notebook showing the error.
+
+Executed notebooks, with their outputs and figures inline, go to ``notebooks/executed/`` and are committed,
+so a reader browsing the repository sees them. They are made reproducible: progress bars are off
+(``TQDM_DISABLE``), the data directory reaches the kernel through ``$MH_DATA_DIR`` instead of a parameter,
+and every absolute path of this machine in an output or in papermill's metadata is replaced by a
+placeholder (``scrub_machine_paths``); papermill's own timing metadata stays.
+
+results/manifest.json records commit, versions, device, profile, per-notebook wall time and the SHA-256 of
+every output. When a run reproduces every output byte for byte, the manifest of the run that first wrote
+them is kept (this run's times go to results/cache/reproduce-log.jsonl), so re-running an unchanged commit
+leaves ``git status`` clean.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
+import nbformat
+
 from mh.data import DataNotFoundError, locate_cifar10
-from mh.io import PROJECT_ROOT, write_json
+from mh.io import PROJECT_ROOT, atomic_output, write_json
 from mh.repro.manifest import run_manifest
 from mh.repro.profiles import PROFILES, resolve_profile
 
@@ -59,6 +74,97 @@ def clear_outputs(root: Path, profile: str, notebooks: list[str]) -> list[Path]:
     return removed
 
 
+def scrub_machine_paths(notebook_path: Path, replacements: dict[str, str]) -> None:
+    """Replace this machine's absolute paths (keys) by placeholders (values) in a notebook's outputs and metadata."""
+    ordered = sorted((key for key in replacements if key), key=len, reverse=True)  # longest first: nested paths
+
+    def scrub(text: str) -> str:
+        for key in ordered:
+            text = text.replace(key, replacements[key])
+        return text
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if "text" in output:
+                output["text"] = scrub(output["text"])
+            for kind, value in output.get("data", {}).items():
+                if kind.startswith("text/") and isinstance(value, str):
+                    output["data"][kind] = scrub(value)
+            if "traceback" in output:
+                output["traceback"] = [scrub(line) for line in output["traceback"]]
+    papermill = notebook.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if key in papermill:
+            papermill[key] = scrub(papermill[key])
+    with atomic_output(notebook_path) as temporary:
+        nbformat.write(notebook, temporary)
+
+
+def machine_paths(root: Path, data_dir: str | None) -> dict[str, str]:
+    """Absolute paths that would make an executed notebook differ between machines, and what replaces them."""
+    paths = {str(root): "<repository>", sys.prefix: "<python-env>", str(Path.home()): "~"}
+    for name in ("MH_DATA_DIR",):
+        if os.environ.get(name):
+            paths[str(Path(os.environ[name]).resolve())] = f"${name}"
+            paths[os.environ[name]] = f"${name}"
+    if data_dir:
+        paths[str(Path(data_dir).resolve())] = "<data-dir>"
+    return paths
+
+
+def output_digests(root: Path) -> dict[str, str]:
+    """SHA-256 of every file under figures/ and results/tables/, by path relative to ``root``."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in ("figures", "results/tables", "results/timings")
+        for path in sorted((root / folder).glob("*"))
+        if path.is_file()
+    }
+
+
+@contextlib.contextmanager
+def kernel_environment(data_dir: str | None):
+    """Environment the notebook kernels inherit: no progress bars, the data directory as $MH_DATA_DIR."""
+    changes = {"TQDM_DISABLE": "1"}
+    if data_dir:
+        changes["MH_DATA_DIR"] = str(Path(data_dir).resolve())
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def execute(name: str, root: Path, parameters: dict) -> float:
+    """Run one notebook with papermill into notebooks/executed/; returns its wall seconds (also on failure)."""
+    import papermill
+
+    print(f"[reproduce] {name} (profile {parameters['PROFILE']})", flush=True)
+    begin = time.perf_counter()
+    executed = root / "notebooks" / "executed" / f"{name}.ipynb"
+    try:
+        papermill.execute_notebook(
+            root / "notebooks" / f"{name}.ipynb",
+            executed,
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(root / "notebooks"),
+            progress_bar=False,
+        )
+    finally:
+        if executed.exists():
+            scrub_machine_paths(executed, machine_paths(root, os.environ.get("MH_DATA_DIR")))
+    seconds = round(time.perf_counter() - begin, 1)
+    print(f"[reproduce] {name} done in {seconds:.0f} s", flush=True)
+    return seconds
+
+
 def run_notebooks(
     profile: str = "auto",
     data_dir: str | None = None,
@@ -67,8 +173,6 @@ def run_notebooks(
     root: Path = ROOT,
 ) -> dict:
     """Execute ``notebooks`` (default: all, in order) and write results/manifest.json. Raises on a failing cell."""
-    import papermill
-
     resolved = resolve_profile(profile).name
     notebooks = list(notebooks or NOTEBOOKS)
     unknown = [name for name in notebooks if name not in NOTEBOOKS]
@@ -76,43 +180,30 @@ def run_notebooks(
         raise ValueError(f"unknown notebooks {unknown}; expected names from {NOTEBOOKS}")
     if set(notebooks) & NEEDS_CIFAR10:
         locate_cifar10(data_dir)  # before any output is touched: a missing dataset loses nothing
-    clear_outputs(root, resolved, notebooks)
-    executed_dir = root / "notebooks" / "executed"
-    executed_dir.mkdir(parents=True, exist_ok=True)
-    parameters = {"PROFILE": resolved, "SEED": seed, "DEVICE": "auto", "DATA_DIR": data_dir, "OUT_DIR": str(root)}
-    timings = {}
-    for name in notebooks:
-        print(f"[reproduce] {name} (profile {resolved})", flush=True)
-        begin = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                root / "notebooks" / f"{name}.ipynb",
-                executed_dir / f"{name}.ipynb",
-                parameters=parameters,
-                kernel_name="python3",
-                cwd=str(root / "notebooks"),
-                progress_bar=False,
-            )
-        finally:
-            timings[name] = round(time.perf_counter() - begin, 1)
-        print(f"[reproduce] {name} done in {timings[name]:.0f} s", flush=True)
     manifest_path = root / "results" / "manifest.json"
-    if len(notebooks) < len(NOTEBOOKS) and manifest_path.exists():
+    previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    clear_outputs(root, resolved, notebooks)
+    (root / "notebooks" / "executed").mkdir(parents=True, exist_ok=True)
+    parameters = {"PROFILE": resolved, "SEED": seed, "DEVICE": "auto"}
+    if root != ROOT:
+        parameters["OUT_DIR"] = str(root)
+    timings = {}
+    with kernel_environment(data_dir):
+        for name in notebooks:
+            timings[name] = execute(name, root, parameters)
+    if len(notebooks) < len(NOTEBOOKS):
         # a partial re-run keeps the other notebooks' timings from the last full run
-        previous = json.loads(manifest_path.read_text())
         timings = {**previous.get("notebooks_wall_seconds", {}), **timings}
-    manifest = run_manifest(
-        resolved,
-        notebooks_wall_seconds=timings,
-        rerun=notebooks,
-        total_wall_seconds=round(sum(timings.values()), 1),
-        outputs=sorted(
-            str(p.relative_to(root))
-            for folder in ("figures", "results/tables")
-            for p in (root / folder).glob("*")
-            if p.is_file()
-        ),
-    )
+    digests = output_digests(root)
+    this_run = {"notebooks_wall_seconds": timings, "total_wall_seconds": round(sum(timings.values()), 1)}
+    if previous.get("output_sha256") == digests and previous.get("profile") == resolved:
+        log = root / "results" / "cache" / "reproduce-log.jsonl"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as handle:
+            handle.write(json.dumps({**run_manifest(resolved), **this_run, "outputs": "unchanged"}) + "\n")
+        print(f"[reproduce] every output is byte-identical to {manifest_path.name}'s: kept it; times in {log}")
+        return {**previous, "this_run": this_run}
+    manifest = run_manifest(resolved, **this_run, rerun=notebooks, output_sha256=digests)
     write_json(manifest_path, manifest)
     return manifest
 
@@ -133,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[reproduce] failed: {type(error).__name__}: {str(error)[:2000]}", file=sys.stderr)
         print("[reproduce] the executed notebook in notebooks/executed/ shows the failing cell", file=sys.stderr)
         return 1
-    print(f"[reproduce] all done in {manifest['total_wall_seconds']:.0f} s; wrote results/manifest.json")
+    seconds = manifest.get("this_run", manifest)["total_wall_seconds"]
+    print(f"[reproduce] all done in {seconds:.0f} s")
     return 0
 
 

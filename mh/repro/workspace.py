@@ -20,6 +20,7 @@ import torch
 
 from mh.data import resolve_data_dir
 from mh.encode import resolve_device
+from mh.io import atomic_output
 from mh.repro.profiles import Profile, resolve_profile
 
 
@@ -57,10 +58,8 @@ class Workspace:
         return f"measured, profile {self.profile.describe()}, {self.device.type.upper()}"
 
     def save_figure(self, figure, name: str) -> list[Path]:
-        paths = [self.figures / f"{name}.{suffix}" for suffix in ("png", "pdf")]
-        for path in paths:
-            figure.savefig(path, dpi=150, bbox_inches="tight")
-        return paths
+        """figures/<name>.png and .pdf, byte-identical when the figure is (see ``save_figure_stable``)."""
+        return [save_figure_stable(figure, self.figures / f"{name}.{suffix}") for suffix in ("png", "pdf")]
 
     def save_table(self, frame: pd.DataFrame, name: str, caption: str) -> list[Path]:
         """CSV (data) and Markdown (caption + table) under results/tables/."""
@@ -68,6 +67,21 @@ class Workspace:
         frame.to_csv(csv_path, index=False)
         markdown_path.write_text(f"{caption}\n\n{frame.to_markdown(index=False)}\n")
         return [csv_path, markdown_path]
+
+
+# matplotlib stamps PDFs with a creation date; without it, saving the same figure twice gives the same bytes
+# (PNGs carry no date). The version stamp stays: a new matplotlib may draw differently anyway.
+STABLE_METADATA = {"pdf": {"CreationDate": None}, "png": {}}
+
+
+def save_figure_stable(figure, path: Path, dpi: int = 150) -> Path:
+    """Save ``figure`` to ``path`` (.png or .pdf) without a creation date, atomically. Returns ``path``."""
+    suffix = Path(path).suffix.lstrip(".")
+    if suffix not in STABLE_METADATA:
+        raise ValueError(f"figures are saved as .png or .pdf; got {path}")
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, bbox_inches="tight", format=suffix, metadata=STABLE_METADATA[suffix])
+    return Path(path)
 
 
 def open_workspace(

@@ -1,0 +1,69 @@
+"""The course site: built from the committed executed notebooks (nothing re-run), offline, linked."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from mh.repro.browser import find_chromium
+from mh.repro.reproduce import NOTEBOOKS
+from mh.repro.site import SiteError, build_site
+
+EXECUTED = Path(__file__).resolve().parent.parent / "notebooks" / "executed"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    build_site(out, EXECUTED)
+    return out
+
+
+def test_every_notebook_has_a_page_with_its_figures_inline(site):
+    for name in NOTEBOOKS:
+        page = (site / f"{name}.html").read_text()
+        assert page.count('src="data:image/png;base64,') >= 1, f"{name}.html shows no figure"
+        assert 'class="course"' in page
+
+
+def test_every_internal_link_and_source_resolves(site):
+    pages = [site / "index.html", *(site / f"{name}.html" for name in NOTEBOOKS)]
+    for page in pages:
+        for target in re.findall(r'(?:href|src)="([^"#]+)', page.read_text()):
+            parsed = urlparse(target)
+            if parsed.scheme in ("http", "https", "mailto", "data") or target.startswith("data:"):
+                continue
+            assert (page.parent / parsed.path).resolve().exists(), f"{page.name} links to missing {target}"
+
+
+def test_the_pages_load_nothing_from_the_network(site):
+    for name in NOTEBOOKS:
+        page = (site / f"{name}.html").read_text()
+        assert not re.search(r'<script[^>]+src="https?://', page), f"{name}.html loads a script from the network"
+        assert not re.search(r'<link[^>]+href="https?://', page)
+    assert (site / "_static" / "mathjax" / "MathJax.js").exists()
+
+
+def test_the_index_lists_the_course_in_order_with_the_paper(site):
+    index = (site / "index.html").read_text()
+    positions = [index.index(f'href="{name}.html"') for name in NOTEBOOKS]
+    assert positions == sorted(positions) and "arXiv:2506.16353" in index
+
+
+def test_a_missing_executed_notebook_says_to_run_reproduce(tmp_path):
+    with pytest.raises(SiteError, match="make reproduce"):
+        build_site(tmp_path / "site", tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_chromium() is None, reason="site check skipped: no chromium (apt-get install chromium)")
+def test_the_site_opens_in_headless_chromium_without_errors(site):
+    result = subprocess.run(
+        [sys.executable, "-m", "mh.repro.site", "check", "--out", str(site)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert (site / "_screenshots" / "index.png").stat().st_size > 10_000
+    assert (site / "_screenshots" / "01_ssm_zoh_discretization.png").exists()
