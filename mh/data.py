@@ -166,6 +166,53 @@ def load_cifar10_pool(data_dir=None, download: bool = False) -> ImagePool:
     raise DataNotFoundError(f"CIFAR-10 not found: {_how_to_get_cifar10(data_dir)}")
 
 
+VERIFY_LEVELS = ("none", "header", "full")
+
+
+class BadImageError(ValueError):
+    """Images that cannot be read; the message names them and the fix."""
+
+
+def _image_problem(path: Path, level: str) -> str | None:
+    try:
+        with Image.open(path) as image:
+            if level == "header":
+                image.verify()
+            else:
+                image.load()
+    except (OSError, SyntaxError, ValueError) as error:  # PIL raises all three for broken files
+        return f"{path}: {type(error).__name__}: {error}"
+    return None
+
+
+def verify_images(subset: PoolSubset, level: str = "full", name: str = "images", progress: bool = False) -> int:
+    """Open every image of ``subset`` before training starts; returns how many were checked.
+
+    ``level``: ``header`` (PIL's verify: format and header, fast), ``full`` (decode every pixel: catches
+    truncated files; cheap at CIFAR size) or ``none``. Raises BadImageError listing the unreadable files.
+    """
+    if level not in VERIFY_LEVELS:
+        raise ValueError(f"verify level must be one of {VERIFY_LEVELS}; got {level!r}")
+    if level == "none" or subset.pool.paths is None:  # decoded arrays (torchvision's batches) need no check
+        return 0
+    from tqdm.auto import tqdm
+
+    paths = [subset.pool.paths[int(index)] for index in subset.indices]
+    problems = [
+        problem
+        for path in tqdm(paths, desc=f"verify {name}", disable=not progress, leave=False)
+        if (problem := _image_problem(path, level)) is not None
+    ]
+    if problems:
+        shown = "\n  ".join(problems[:10]) + (f"\n  … and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise BadImageError(
+            f"{len(problems)} of the {len(paths)} {name} cannot be read:\n  {shown}\n"
+            "replace them with intact copies (re-extract the dataset) or remove them from the list file; "
+            "--verify-data none skips this check"
+        )
+    return len(paths)
+
+
 class PoolSubset(Dataset):
     """Items ``indices`` of an ImagePool as ``(image, one-hot label, position)``."""
 

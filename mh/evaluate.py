@@ -25,6 +25,7 @@ from mh.metrics import (
     precision_recall_at_n,
     precision_within_radius,
 )
+from mh.runrecord import RunRecordError, read_status
 from mh.splits import PROTOCOLS
 
 DEFAULT_N_POINTS = 20
@@ -35,13 +36,24 @@ def rank_cutoffs(database_size: int, points: int = DEFAULT_N_POINTS) -> np.ndarr
     return np.unique(np.linspace(1, database_size, points).round().astype(int))
 
 
-def evaluate_run(run_dir: str | Path, topk: int | None | str = "protocol", n_points: int = DEFAULT_N_POINTS) -> dict:
-    """Scalars and curves of a run directory; writes evaluation.json and curves.csv there. Returns the scalars."""
+def evaluate_run(
+    run_dir: str | Path, topk: int | None | str = "protocol", n_points: int = DEFAULT_N_POINTS, allow_unfinished=False
+) -> dict:
+    """Scalars and curves of a run directory; writes evaluation.json and curves.csv there. Returns the scalars.
+
+    A run whose ``status.json`` does not say ``finished`` (still running, failed, or killed) is refused
+    unless ``allow_unfinished``: its codes may come from another epoch than its record says."""
     run_dir = Path(run_dir)
     codes_path, config_path = run_dir / "codes.npz", run_dir / "config.json"
     for path in (codes_path, config_path):
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: is {run_dir} a finished run of `python -m mh.train`?")
+    status = read_status(run_dir)
+    if status != "finished" and not allow_unfinished:
+        raise RunRecordError(
+            f"{run_dir} is not a finished run (status: {status}); resume it (python -m mh.train … --resume) "
+            "or pass --allow-unfinished to evaluate its codes anyway"
+        )
     config = json.loads(config_path.read_text())
     sets = load_code_sets(codes_path)
     query, database = sets["query"], sets["database"]
@@ -82,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mh.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a run directory written by python -m mh.train")
     parser.add_argument("--topk", type=int, help="mAP@topk (default: the dataset's protocol; 0 = whole database)")
+    parser.add_argument("--allow-unfinished", action="store_true", help="evaluate a run that did not finish")
     args = parser.parse_args(argv)
     topk = "protocol" if args.topk is None else (None if args.topk == 0 else args.topk)
     try:
-        scalars = evaluate_run(args.run_dir, topk)
+        scalars = evaluate_run(args.run_dir, topk, allow_unfinished=args.allow_unfinished)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -16,7 +16,9 @@ from the released ``newtrain.py``, each a choice:
 Every run writes ``results/runs/<name>/``: config.json, manifest.json, history.csv (per epoch),
 losses.csv (per step), metrics.json, codes.npz (query and database codes) and checkpoint.ckpt.
 Checkpoints are written atomically after every epoch; ``resume=True`` continues from the last one and, on
-the CPU, gives exactly the result of an uninterrupted run (each epoch reseeds every random source).
+the CPU, gives exactly the result of an uninterrupted run (each epoch reseeds every random source). A resume
+keeps the run's settings (``mh.runrecord``: a change is refused, ``extend_epochs`` lets it train longer);
+``status.json`` records running / finished / failed; every image is opened before the first step.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mh.data import HashingData, load_hashing_data
+from mh.data import VERIFY_LEVELS, HashingData, load_hashing_data, verify_images
 from mh.distributed import distribute_model, init_collective, leave_process_group
 from mh.encode import resolve_device
 from mh.engine import (
@@ -53,6 +55,7 @@ from mh.model import PAPER_BITS, check_bits
 from mh.registry import LOSSES, MODEL_SIZES, MODELS, OPTIMIZERS, available_models, resolve_model_name
 from mh.repro.manifest import run_manifest
 from mh.repro.profiles import PROFILES, Profile, resolve_profile
+from mh.runrecord import check_resume, open_run_directory, truncate_step_log, write_status
 from mh.splits import PROTOCOLS, SPLIT_SEED
 
 
@@ -83,6 +86,7 @@ class TrainConfig:
     loss: str | None = None  # None: the model's (mh.registry.MODELS)
     optimizer: str | None = None  # None: the model's
     log_every: int = 25  # read loss terms to the host every N steps
+    verify_data: str = "full"  # open every image before the first step: none, header or full (mh.data)
 
     def resolved_profile(self) -> Profile:
         return resolve_profile(self.profile).with_overrides(
@@ -114,6 +118,8 @@ def validate_config(config: TrainConfig) -> None:
             raise ValueError(f"{field_name} must be positive; got {getattr(profile, field_name)}")
     if config.log_every < 1:
         raise ValueError(f"log_every must be positive; got {config.log_every}")
+    if config.verify_data not in VERIFY_LEVELS:
+        raise ValueError(f"verify_data must be one of {VERIFY_LEVELS}; got {config.verify_data!r}")
     if profile.model_size not in MODEL_SIZES:
         raise ValueError(f"model_size must be one of {MODEL_SIZES}; got {profile.model_size!r}")
 
@@ -140,25 +146,20 @@ class Run:
     train_seconds: float = 0.0
 
 
-def open_run_directory(config: TrainConfig, resume: bool, collective) -> RunWriter:
-    """The run's directory, created by rank 0; an existing run is refused (by every rank) unless resuming."""
-    run_dir = Path(config.runs_dir) / config.name()
-    if run_dir.exists() and not resume and any(run_dir.iterdir()):
-        raise FileExistsError(
-            f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, "
-            "or choose another run name (--run-name)"
-        )
-    collective.barrier()  # every rank has looked before rank 0 writes
-    writer = RunWriter(run_dir, is_writer=collective.rank == 0)
-    if writer.is_writer:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    return writer
-
-
-def start_run(config: TrainConfig, resume: bool, progress: bool, data: HashingData | None) -> Run:
-    """Validate, open the directory, load data, seed, build (model, loss, optimizer), restore a checkpoint."""
+def start_run(
+    config: TrainConfig, resume: bool, progress: bool, data: HashingData | None, extend_epochs: bool = False
+) -> Run:
+    """Validate, open the directory, load and verify data, seed, build (model, loss, optimizer), restore a
+    checkpoint (a resume must keep the run's settings: ``mh.runrecord``)."""
     validate_config(config)
     profile = config.resolved_profile()
+    if resume:
+        check_resume(
+            Path(config.runs_dir) / config.name(),
+            dataclasses.asdict(config),
+            dataclasses.asdict(profile),
+            extend_epochs,
+        )
     collective, device = init_collective(resolve_device(config.device))
     writer = open_run_directory(config, resume, collective)
     data = data or load_hashing_data(
@@ -171,6 +172,8 @@ def start_run(config: TrainConfig, resume: bool, progress: bool, data: HashingDa
         config.split_dir,
         config.download,
     )
+    for part in ("train", "query", "database"):
+        verify_images(getattr(data, part), config.verify_data, f"{part} images", progress)
     eta = data.protocol.quantization_weight if config.quantization_weight is None else config.quantization_weight
     seed_everything(config.seed)
     parts = build_training(
@@ -182,6 +185,8 @@ def start_run(config: TrainConfig, resume: bool, progress: bool, data: HashingDa
         state = torch.load(writer.checkpoint_path, map_location=device, weights_only=False)
         parts.load_state_dict(state)
         run.history, run.train_seconds = state["history"], state["train_seconds"]
+        if writer.is_writer:
+            truncate_step_log(writer.run_dir / "losses.csv", len(run.history))
     entry = MODELS[config.model]
     writer.json(
         "config.json",
@@ -198,15 +203,35 @@ def start_run(config: TrainConfig, resume: bool, progress: bool, data: HashingDa
 
 
 def fit(
-    config: TrainConfig, resume: bool = False, progress: bool = True, data: HashingData | None = None, sampler=None
+    config: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+    data: HashingData | None = None,
+    sampler=None,
+    extend_epochs: bool = False,
 ) -> RunResult:
     """Train ``config.model`` on ``config.dataset`` under ``config.profile``; write the run directory.
 
     ``data`` skips loading (notebooks share one loaded dataset); ``sampler`` replaces the seeded shuffle
-    (``GlobalBatchSampler``: a permutation drawn from (seed, epoch)).
-    Under ``torchrun`` the batch size is global: each of the N ranks takes its 1/N of every batch.
+    (``GlobalBatchSampler``: a permutation drawn from (seed, epoch)). ``resume`` continues the run's last
+    checkpoint with the run's own settings (``extend_epochs`` lets ``epochs`` grow). ``status.json`` says
+    running, finished or failed. Under ``torchrun`` the batch size is global: each of the N ranks takes
+    its 1/N of every batch.
     """
-    run = start_run(config, resume, progress, data)
+    run = start_run(config, resume, progress, data, extend_epochs)
+    if run.writer.is_writer:
+        write_status(run.writer.run_dir, "running")
+    try:
+        return train_epochs(run, sampler)
+    except BaseException as error:
+        if run.writer.is_writer:
+            write_status(run.writer.run_dir, "failed", error=f"{type(error).__name__}: {error}"[:2000])
+        raise
+
+
+def train_epochs(run: Run, sampler=None) -> RunResult:
+    """The epoch loop of ``fit``: from the run's last finished epoch to the profile's last."""
+    config, progress = run.config, run.progress
     ranks = run.parts.collective
     if sampler is None:
         sampler = GlobalBatchSampler(
@@ -283,6 +308,8 @@ def finish_run(run: Run) -> RunResult:
         "ranking_convention": RANKING_CONVENTION,
     }
     run.writer.json("metrics.json", metrics)
+    if run.writer.is_writer:
+        write_status(run.writer.run_dir, "finished")
     run.writer.json(
         "manifest.json",
         run_manifest(
@@ -300,7 +327,7 @@ def finish_run(run: Run) -> RunResult:
     return RunResult(run.writer.run_dir, metrics, history)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mh.train", description="Train a hashing network (DPSH objective).")
     parser.add_argument("--dataset", default="cifar10", choices=list(PROTOCOLS))
     parser.add_argument("--bits", type=int, default=48, choices=PAPER_BITS)
@@ -340,12 +367,22 @@ def main(argv: list[str] | None = None) -> int:
         help="reproduce the released code's never-cleared gradients (a bug; for study only)",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    parser.add_argument(
+        "--extend-epochs", action="store_true", help="with --resume: allow more epochs than the run was started with"
+    )
+    parser.add_argument(
+        "--verify-data", choices=list(VERIFY_LEVELS), default="full", help="check every image before training"
+    )
     parser.add_argument("--no-progress", action="store_true")
-    args = vars(parser.parse_args(argv))
-    resume, progress = args.pop("resume"), not args.pop("no_progress")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = vars(build_parser().parse_args(argv))
+    resume, progress, extend = args.pop("resume"), not args.pop("no_progress"), args.pop("extend_epochs")
     try:
         config = TrainConfig(**{**args, "model": resolve_model_name(args["model"])})
-        result = fit(config, resume=resume, progress=progress)
+        result = fit(config, resume=resume, progress=progress, extend_epochs=extend)
         main_process = is_main_process()  # before the process group is left
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -26,6 +26,7 @@ PAPER_CORE = {
     "metrics",
     "model",
     "registry",
+    "runrecord",
     "scan",
     "scan_chunked",
     "search",

@@ -90,7 +90,7 @@ def test_resume_gives_exactly_the_uninterrupted_run(tmp_path):
     data = tiny_data()
     straight = fit(tiny_config(tmp_path, run_name="straight"), progress=False, data=data)
     fit(tiny_config(tmp_path, run_name="resumed", epochs=1), progress=False, data=data)
-    resumed = fit(tiny_config(tmp_path, run_name="resumed"), resume=True, progress=False, data=data)
+    resumed = fit(tiny_config(tmp_path, run_name="resumed"), resume=True, progress=False, data=data, extend_epochs=True)
     a = torch.load(straight.run_dir / "checkpoint.ckpt", weights_only=False)["model"]
     b = torch.load(resumed.run_dir / "checkpoint.ckpt", weights_only=False)["model"]
     assert all(torch.equal(a[key], b[key]) for key in a)
@@ -184,7 +184,7 @@ def test_smoke_profile_on_real_cifar10_beats_the_untrained_model(tmp_path):
     profile = resolve_profile("smoke")
     data = load_hashing_data("cifar10", None, profile.image_size, profile.transform_style, profile.subset)
     torch.manual_seed(2025)  # fit() builds its model right after seeding with the same seed
-    untrained = build_hashing_model("mambahash", 48)
+    untrained = build_hashing_model("mambahash", 48, image_size=profile.image_size, size=profile.model_size)
     before = evaluate_model(untrained, data, profile, torch.device("cpu"), progress=False)[0]["map"]
     result = fit(TrainConfig(bits=48, profile="smoke", runs_dir=str(tmp_path), device="cpu"), progress=False, data=data)
     print(f"smoke mAP untrained {before:.4f} → trained {result.metrics['map']:.4f}")
