@@ -44,13 +44,16 @@ def test_machine_paths_are_scrubbed_from_outputs_and_papermill_metadata(tmp_path
         nbformat.v4.new_output("stream", name="stderr", text=f"{root}/mh/x.py:3: UserWarning\n"),
         nbformat.v4.new_output("execute_result", data={"text/plain": f"'{root}/results/runs/a'"}, execution_count=1),
     ]
-    notebook.cells = [cell]
+    cell.metadata["execution"] = {"iopub.execute_input": "2026-11-23T19:44:50.275223Z"}
+    injected = nbformat.v4.new_code_cell("PROFILE = 'smoke'", metadata={"tags": ["injected-parameters"]})
+    notebook.cells = [injected, cell]
     notebook.metadata["papermill"] = {"input_path": f"{root}/notebooks/a.ipynb", "output_path": "x"}
     path = tmp_path / "a.ipynb"
     nbformat.write(notebook, path)
     scrub_machine_paths(path, machine_paths(root, None))
     text = path.read_text()
     assert str(root) not in text and "<repository>/mh/x.py" in text and "<repository>/notebooks/a.ipynb" in text
+    assert "iopub" not in text and '"id": "injected-parameters"' in text
 
 
 def test_output_digests_cover_figures_tables_and_timings(tmp_path):

@@ -75,7 +75,8 @@ def clear_outputs(root: Path, profile: str, notebooks: list[str]) -> list[Path]:
 
 
 def scrub_machine_paths(notebook_path: Path, replacements: dict[str, str]) -> None:
-    """Replace this machine's absolute paths (keys) by placeholders (values) in a notebook's outputs and metadata."""
+    """Replace this machine's absolute paths (keys) by placeholders (values) in a notebook's outputs and metadata;
+    drop the kernel's per-cell timestamps and give papermill's parameters cell a fixed id."""
     ordered = sorted((key for key in replacements if key), key=len, reverse=True)  # longest first: nested paths
 
     def scrub(text: str) -> str:
@@ -85,6 +86,9 @@ def scrub_machine_paths(notebook_path: Path, replacements: dict[str, str]) -> No
 
     notebook = nbformat.read(notebook_path, as_version=4)
     for cell in notebook.cells:
+        cell.metadata.pop("execution", None)  # the kernel's per-cell timestamps (papermill keeps its own)
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"  # papermill draws a random id for the cell it adds
         for output in cell.get("outputs", []):
             if "text" in output:
                 output["text"] = scrub(output["text"])
@@ -201,6 +205,7 @@ def run_notebooks(
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as handle:
             handle.write(json.dumps({**run_manifest(resolved), **this_run, "outputs": "unchanged"}) + "\n")
+        write_json(manifest_path, previous)  # cleared with the other outputs: put back as it was
         print(f"[reproduce] every output is byte-identical to {manifest_path.name}'s: kept it; times in {log}")
         return {**previous, "this_run": this_run}
     manifest = run_manifest(resolved, **this_run, rerun=notebooks, output_sha256=digests)
