@@ -44,16 +44,19 @@ def evaluate_run(
     A run whose ``status.json`` does not say ``finished`` (still running, failed, or killed) is refused
     unless ``allow_unfinished``: its codes may come from another epoch than its record says."""
     run_dir = Path(run_dir)
+    status = read_status(run_dir)
+    refused = RunRecordError(
+        f"{run_dir} is not a finished run (status: {status}); resume it (python -m mh.train … --resume) "
+        "or pass --allow-unfinished to evaluate its codes anyway"
+    )
+    if status in ("running", "failed") and not allow_unfinished:
+        raise refused
     codes_path, config_path = run_dir / "codes.npz", run_dir / "config.json"
     for path in (codes_path, config_path):
         if not path.exists():
             raise FileNotFoundError(f"{path} is missing: is {run_dir} a finished run of `python -m mh.train`?")
-    status = read_status(run_dir)
     if status != "finished" and not allow_unfinished:
-        raise RunRecordError(
-            f"{run_dir} is not a finished run (status: {status}); resume it (python -m mh.train … --resume) "
-            "or pass --allow-unfinished to evaluate its codes anyway"
-        )
+        raise refused
     config = json.loads(config_path.read_text())
     sets = load_code_sets(codes_path)
     query, database = sets["query"], sets["database"]
