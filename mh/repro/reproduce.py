@@ -105,15 +105,13 @@ def scrub_machine_paths(notebook_path: Path, replacements: dict[str, str]) -> No
         nbformat.write(notebook, temporary)
 
 
-def machine_paths(root: Path, data_dir: str | None) -> dict[str, str]:
-    """Absolute paths that would make an executed notebook differ between machines, and what replaces them."""
+def machine_paths(root: Path) -> dict[str, str]:
+    """Absolute paths that would make an executed notebook differ between machines, and what replaces them
+    (the data directory reaches the kernels as $MH_DATA_DIR: ``kernel_environment``)."""
     paths = {str(root): "<repository>", sys.prefix: "<python-env>", str(Path.home()): "~"}
-    for name in ("MH_DATA_DIR",):
-        if os.environ.get(name):
-            paths[str(Path(os.environ[name]).resolve())] = f"${name}"
-            paths[os.environ[name]] = f"${name}"
+    data_dir = os.environ.get("MH_DATA_DIR")
     if data_dir:
-        paths[str(Path(data_dir).resolve())] = "<data-dir>"
+        paths[data_dir] = paths[str(Path(data_dir).resolve())] = "$MH_DATA_DIR"
     return paths
 
 
@@ -163,7 +161,7 @@ def execute(name: str, root: Path, parameters: dict) -> float:
         )
     finally:
         if executed.exists():
-            scrub_machine_paths(executed, machine_paths(root, os.environ.get("MH_DATA_DIR")))
+            scrub_machine_paths(executed, machine_paths(root))
     seconds = round(time.perf_counter() - begin, 1)
     print(f"[reproduce] {name} done in {seconds:.0f} s", flush=True)
     return seconds
