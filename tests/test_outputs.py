@@ -52,7 +52,7 @@ def test_machine_paths_are_scrubbed_from_outputs_and_papermill_metadata(tmp_path
     nbformat.write(notebook, path)
     scrub_machine_paths(path, machine_paths(root))
     text = path.read_text()
-    assert str(root) not in text and "<repository>/mh/x.py" in text and "<repository>/notebooks/a.ipynb" in text
+    assert str(root) not in text and "{repository}/mh/x.py" in text and "{repository}/notebooks/a.ipynb" in text
     assert "iopub" not in text and '"id": "injected-parameters"' in text
 
 

@@ -108,10 +108,11 @@ def scrub_machine_paths(notebook_path: Path, replacements: dict[str, str]) -> No
 def machine_paths(root: Path) -> dict[str, str]:
     """Absolute paths that would make an executed notebook differ between machines, and what replaces them
     (the data directory reaches the kernels as $MH_DATA_DIR: ``kernel_environment``)."""
-    paths = {str(root): "<repository>", sys.prefix: "<python-env>", str(Path.home()): "~"}
+    # braces, not <angle brackets>: in an HTML table output a <name> would be read as a tag and vanish
+    paths = {str(root): "{repository}", sys.prefix: "{python-env}", str(Path.home()): "~"}
     data_dir = os.environ.get("MH_DATA_DIR")
     if data_dir:
-        paths[data_dir] = paths[str(Path(data_dir).resolve())] = "$MH_DATA_DIR"
+        paths[data_dir] = paths[str(Path(data_dir).resolve())] = "{MH_DATA_DIR}"
     return paths
 
 
