@@ -18,7 +18,7 @@ import json
 from pathlib import Path
 
 from mh.engine import RunWriter
-from mh.io import atomic_output, write_json
+from mh.io import write_csv, write_json
 
 STATUS_FILE = "status.json"
 RESULT_FIELDS = (
@@ -113,10 +113,9 @@ def truncate_step_log(path: Path, epochs_done: int) -> int:
     kept = [row for row in rows if int(row["epoch"]) <= epochs_done]
     if len(kept) == len(rows):
         return 0
-    with atomic_output(path) as temporary, temporary.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(kept)
+    if not kept:
+        raise ValueError(f"{path}: no step rows at or before epoch {epochs_done}; a checkpoint implies at least one")
+    write_csv(path, kept)
     return len(rows) - len(kept)
 
 
