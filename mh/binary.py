@@ -20,13 +20,36 @@ def binarize(outputs: torch.Tensor) -> torch.Tensor:
     return torch.where(outputs >= 0, 1.0, -1.0)
 
 
-def as_sign_codes(codes) -> torch.Tensor:
-    """Codes as a float32 CPU tensor of ±1, (n, K). Accepts ±1, 0/1 or real-valued codes (numpy or torch)."""
+CODE_FORMS = ("auto", "sign", "binary01", "real")  # what a caller says its codes are (``as_sign_codes``)
+
+
+def as_sign_codes(codes, form: str = "auto", name: str = "codes") -> torch.Tensor:
+    """Codes as a float32 CPU tensor of ±1, (n, K), from numpy or torch.
+
+    ``form`` says what the caller holds: ``sign`` (±1), ``binary01`` (0/1), ``real`` (network outputs, sign
+    taken) — each checked, so a mix-up is an error instead of a plausible wrong number — or ``auto``: 0/1 when
+    every value is 0 or 1, else the sign. Non-finite values are always an error; ``name`` labels messages."""
+    if form not in CODE_FORMS:
+        raise ValueError(f"code form must be one of {', '.join(CODE_FORMS)}; got {form!r}")
     codes = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
     if codes.dim() != 2:
-        raise ValueError(f"codes must be (n, bits); got shape {tuple(codes.shape)}")
+        raise ValueError(f"{name} must be (n, bits); got shape {tuple(codes.shape)}")
     codes = codes.detach().to("cpu", torch.float32)
-    if bool(((codes == 0) | (codes == 1)).all()):
+    finite = torch.isfinite(codes)
+    if not bool(finite.all()):
+        raise ValueError(
+            f"{name} hold {int((~finite).sum())} non-finite values (NaN or ±inf): a diverged network or a "
+            "damaged code file; encode again from an intact checkpoint"
+        )
+    zero_one = bool(((codes == 0) | (codes == 1)).all())
+    expected = {"sign": bool((codes.abs() == 1).all()), "binary01": zero_one}.get(form, True)
+    if not expected:
+        example = codes[(codes.abs() != 1) if form == "sign" else ((codes != 0) & (codes != 1))][0].item()
+        raise ValueError(
+            f"{name} were given as {form} codes but hold other values (e.g. {example:g}); pass form='real' "
+            "for network outputs, 'sign' for ±1 and 'binary01' for 0/1 codes"
+        )
+    if form == "binary01" or (form == "auto" and zero_one):
         return codes * 2 - 1
     return binarize(codes)
 
@@ -41,10 +64,17 @@ def label_rows(labels, num_classes: int | None = None) -> torch.Tensor:
     if labels.dim() == 1:
         if labels.dtype.is_floating_point:
             raise ValueError("1-D labels must be integer class indices; pass (n, classes) rows for 0/1 labels")
-        width = int(labels.max()) + 1 if num_classes is None else num_classes
+        if labels.numel() and int(labels.min()) < 0:
+            raise ValueError(f"class indices must be ≥ 0; got {int(labels.min())}")
+        largest = int(labels.max()) if labels.numel() else -1
+        width = largest + 1 if num_classes is None else num_classes
+        if largest >= width:
+            raise ValueError(f"class index {largest} is out of range for {width} classes (0..{width - 1})")
         return torch.nn.functional.one_hot(labels.long(), width).float()
     if labels.dim() != 2:
         raise ValueError(f"labels must be (n,) class indices or (n, classes) 0/1 rows; got {tuple(labels.shape)}")
+    if not bool(((labels == 0) | (labels == 1)).all()):
+        raise ValueError("(n, classes) label rows must hold only 0 and 1 (multi-hot); got other values")
     return labels.float()
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mh.binary import as_sign_codes, hamming_distances, pack_codes, unpack_codes
-from mh.io import atomic_output
+from mh.io import atomic_output, reading
 
 
 @dataclass
@@ -65,7 +65,10 @@ def save_code_sets(path, **code_sets: CodeSet) -> None:
 
 def load_code_sets(path) -> dict[str, CodeSet]:
     """Read what ``save_code_sets`` wrote: {name: CodeSet}."""
-    with np.load(os.fspath(path)) as archive:
+    with (
+        reading(path, "code archive (codes.npz)", "encode the run again (python -m mh.evaluate re-reads it)"),
+        np.load(os.fspath(path)) as archive,
+    ):
         names = sorted({key.rsplit("_", 1)[0] for key in archive.files})
         return {
             name: CodeSet(

@@ -20,7 +20,10 @@ def resolve_device(name: str | None = None) -> torch.device:
     """``name`` as a device ("cpu", "cuda", "cuda:1"); None or "auto": CUDA when available, else the CPU."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but torch.cuda.is_available() is False; use --device cpu")
     return device
@@ -52,6 +55,12 @@ def encode(
     for images, batch_labels, _ in tqdm(loader, desc=description, disable=not progress, leave=False):
         with autocast(device):
             output = model(images.to(device, non_blocking=True))
+        if not bool(torch.isfinite(output).all()):
+            raise ValueError(
+                f"{description}: the network gave non-finite outputs (NaN or ±inf) for items "
+                f"{len(codes) * batch_size}..{len(codes) * batch_size + len(images) - 1}; its weights have "
+                "diverged: train again with a lower learning rate, or encode from an earlier checkpoint"
+            )
         codes.append(binarize(output.float()).cpu())
         labels.append(batch_labels)
     model.train(was_training)

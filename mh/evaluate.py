@@ -9,15 +9,14 @@ convention) and ``curves.csv`` (one row per point of each curve) into the run di
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.codes import load_code_sets
-from mh.io import write_json
+from mh.io import read_json, write_json
 from mh.metrics import (
     RANKING_CONVENTION,
     mean_average_precision,
@@ -57,7 +56,7 @@ def evaluate_run(
             raise FileNotFoundError(f"{path} is missing: is {run_dir} a finished run of `python -m mh.train`?")
     if status != "finished" and not allow_unfinished:
         raise refused
-    config = json.loads(config_path.read_text())
+    config = read_json(config_path, "run configuration")
     sets = load_code_sets(codes_path)
     query, database = sets["query"], sets["database"]
     if topk == "protocol":
@@ -93,18 +92,18 @@ def evaluate_run(
     return scalars
 
 
+@returns_status
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mh.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a run directory written by python -m mh.train")
     parser.add_argument("--topk", type=int, help="mAP@topk (default: the dataset's protocol; 0 = whole database)")
     parser.add_argument("--allow-unfinished", action="store_true", help="evaluate a run that did not finish")
-    args = parser.parse_args(argv)
+    args = add_debug_flag(parser).parse_args(argv)
     topk = "protocol" if args.topk is None else (None if args.topk == 0 else args.topk)
-    try:
+    with cli_errors(args.debug):
+        if topk is not None and topk != "protocol" and topk < 0:
+            raise ValueError(f"--topk must be a positive number of database items, or 0 for all; got {topk}")
         scalars = evaluate_run(args.run_dir, topk, allow_unfinished=args.allow_unfinished)
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     label = "whole database" if scalars["topk"] is None else scalars["topk"]
     print(
         f"{scalars['run']}: mAP@{label} = {scalars['map']:.4f}, "

@@ -6,6 +6,10 @@ through these.
 A file is written to a temporary name beside its target and renamed over it only when complete
 (``os.replace`` is atomic on POSIX), so a killed run leaves the previous version or the new one, never a
 truncated file; the temporary file is removed when writing fails.
+
+Reading is guarded the same way: ``read_json``, ``load_checkpoint`` and ``reading`` turn a damaged file (not
+JSON, not a checkpoint, a truncated archive, a missing entry) into ``DamagedFileError`` naming the file and
+what to do, instead of a parser's message without a path.
 """
 
 from __future__ import annotations
@@ -14,10 +18,49 @@ import contextlib
 import csv
 import json
 import os
+import pickle
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DamagedFileError(ValueError):
+    """A file exists but cannot be read as what it should be; the message names it and the fix."""
+
+
+# what parsers raise on damaged content (torch.load: RuntimeError/UnpicklingError; np.load: BadZipFile, KeyError)
+_DAMAGE = (ValueError, KeyError, EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile)
+
+
+@contextlib.contextmanager
+def reading(path: str | os.PathLike, what: str, fix: str = "restore it or produce it again") -> Iterator[None]:
+    """Re-raise a parser's error inside the block as DamagedFileError naming ``path`` and ``what`` it should be."""
+    try:
+        yield
+    except DamagedFileError:
+        raise
+    except _DAMAGE as error:
+        detail = f"missing entry {error}" if isinstance(error, KeyError) else f"{type(error).__name__}: {error}"
+        raise DamagedFileError(f"{path} is not a readable {what} ({detail[:300]}); {fix}") from error
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", fix: str = "restore it or produce it again"):
+    """``json.loads`` of ``path``; FileNotFoundError when missing, DamagedFileError when not valid JSON."""
+    with reading(path, what, fix):
+        return json.loads(Path(path).read_text())
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu", weights_only: bool = False) -> dict:
+    """``torch.load`` of a checkpoint; DamagedFileError (naming the file) when it is truncated or not one."""
+    import torch
+
+    with reading(path, "checkpoint", "train the run again, or resume from a copy of an intact checkpoint"):
+        state = torch.load(path, map_location=map_location, weights_only=weights_only)
+        if not isinstance(state, dict):
+            raise ValueError(f"expected a dict of tensors and states, got {type(state).__name__}")
+        return state
 
 
 @contextlib.contextmanager

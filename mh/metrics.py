@@ -6,12 +6,18 @@ Convention (written into every results file as ``RANKING_CONVENTION``):
     * a database item is relevant to a query when they share at least one label;
     * AP of a query = Σ_k P@k · rel_k / Σ_k rel_k over its top K (K = topk, or the whole database when
       topk is None); a query with no relevant item in its top K adds AP 0 to the mean;
-    * ``deephash_compat=True`` reproduces DeepHash-pytorch's CalcTopMap with topK = −1, which slices
-      ``[0:-1]`` and so drops the last-ranked database item.
+    * ``deephash_compat=True`` reproduces one thing of DeepHash-pytorch's CalcTopMap with topK = −1: its
+      ``[0:-1]`` slice, which drops the last-ranked database item. It does not reproduce CalcTopMap's tie
+      order: CalcTopMap ranks with ``np.argsort`` (quicksort, not stable), so among items at the same Hamming
+      distance its order depends on NumPy's sort implementation and the input order; here ties stay in
+      database-index order. The two agree exactly when no distance holds both relevant and irrelevant items
+      (within every query's ranking); otherwise they may differ in the last digits. Queries with no relevant
+      item count as AP 0 in both (CalcTopMap skips them but divides by the number of queries).
 
-Inputs: codes (n, K) as {−1, +1}, {0, 1} or real values (their sign is taken), numpy or torch; labels
-(n,) class indices or (n, C) 0/1 rows. Everything is vectorised and chunked over queries, so 5,000 queries
-against 200,000 database items fit in memory.
+Inputs: codes (n, K) as {−1, +1}, {0, 1} or real values (their sign is taken), numpy or torch; ``code_form``
+says which one the caller means, and a mismatch, a non-finite value, an empty set or a bit-width difference
+is an error naming the argument; labels (n,) class indices (≥ 0) or (n, C) 0/1 rows. Everything is
+vectorised and chunked over queries, so 5,000 queries against 200,000 database items fit in memory.
 """
 
 from __future__ import annotations
@@ -30,8 +36,11 @@ RANKING_CONVENTION = (
 DEFAULT_QUERY_CHUNK = 16  # small chunks keep each step's arrays in cache: 1.7× faster than 256
 
 
-def _prepare(query_codes, db_codes, query_labels, db_labels, device="cpu"):
-    q, d = as_sign_codes(query_codes), as_sign_codes(db_codes)
+def _prepare(query_codes, db_codes, query_labels, db_labels, device="cpu", code_form="auto"):
+    q = as_sign_codes(query_codes, code_form, "query codes")
+    d = as_sign_codes(db_codes, code_form, "database codes")
+    if not len(q) or not len(d):
+        raise ValueError(f"nothing to rank: {len(q)} query codes and {len(d)} database codes; both sets need items")
     if q.shape[1] != d.shape[1]:
         raise ValueError(f"query codes have {q.shape[1]} bits, database codes {d.shape[1]}")
     ql, dl = matching_label_rows(query_labels, db_labels)
@@ -145,12 +154,16 @@ def mean_average_precision(
     deephash_compat: bool = False,
     query_chunk: int = DEFAULT_QUERY_CHUNK,
     device="cpu",
+    code_form: str = "auto",
 ) -> float:
-    """mAP@topK under the module's convention. Returns a float in [0, 1]. ``device`` runs it on a GPU."""
-    q, d, ql, dl = _prepare(query_codes, db_codes, query_labels, db_labels, device)
+    """mAP@topK under the module's convention. Returns a float in [0, 1]. ``device`` runs it on a GPU;
+    ``code_form`` says what the codes are (``mh.binary.as_sign_codes``: auto, sign, binary01, real)."""
+    if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int | np.integer) or topk <= 0):
+        raise ValueError(f"topk must be a positive integer or None (whole database); got {topk!r}")
+    if not isinstance(query_chunk, int | np.integer) or query_chunk < 1:
+        raise ValueError(f"query_chunk must be a positive integer; got {query_chunk!r}")
+    q, d, ql, dl = _prepare(query_codes, db_codes, query_labels, db_labels, device, code_form)
     n_db = d.shape[0]
-    if topk is not None and topk <= 0:
-        raise ValueError(f"topk must be a positive integer or None (whole database); got {topk}")
     depth = n_db if topk is None else min(topk, n_db)
     if deephash_compat and topk is None:
         depth = n_db - 1

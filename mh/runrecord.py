@@ -8,17 +8,22 @@ requested setting that differs from it (the fields of ``RESULT_FIELDS`` and the 
 ``mh.train`` refuses such a resume instead of rewriting the record. Only the number of epochs may grow, and
 only when asked (``--extend-epochs``). Where the run was, the data, device or logging interval may change.
 ``truncate_step_log`` drops the step rows of an epoch whose checkpoint was never written (a kill between
-the two writes), so losses.csv always matches the checkpoint.
+the two writes), so losses.csv always matches the checkpoint. ``finish_run`` writes the final record
+(history, metrics, status, manifest) once every epoch is done.
 """
 
 from __future__ import annotations
 
 import csv
-import json
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mh.engine import RunWriter
-from mh.io import write_csv, write_json
+from mh.io import read_json, write_csv, write_json
+from mh.metrics import RANKING_CONVENTION
+from mh.repro.manifest import run_manifest
 
 STATUS_FILE = "status.json"
 RESULT_FIELDS = (
@@ -49,7 +54,7 @@ def read_status(run_dir: Path) -> str:
     have metrics.json, else as ``unknown``."""
     path = Path(run_dir) / STATUS_FILE
     if path.exists():
-        return json.loads(path.read_text())["status"]
+        return read_json(path, "run status file")["status"]
     return "finished" if (Path(run_dir) / "metrics.json").exists() else "unknown"
 
 
@@ -88,12 +93,7 @@ def check_resume(run_dir: Path, requested: dict, requested_profile: dict, extend
     config_path = run_dir / "config.json"
     if not config_path.exists():
         raise RunRecordError(f"--resume: {run_dir} has a checkpoint but no config.json; cannot check the settings")
-    try:
-        stored = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise RunRecordError(
-            f"--resume: {config_path} is not valid JSON ({error}); the run's record is damaged"
-        ) from None
+    stored = read_json(config_path, "run configuration", "the run's record is damaged: train it afresh")
     conflicts = resume_conflicts(stored, requested, requested_profile, extend_epochs)
     if conflicts:
         hint = " (pass --extend-epochs to train more epochs)" if any(c.startswith("epochs:") for c in conflicts) else ""
@@ -132,3 +132,48 @@ def open_run_directory(config, resume: bool, collective) -> RunWriter:
     if writer.is_writer:
         run_dir.mkdir(parents=True, exist_ok=True)
     return writer
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict
+    history: list[dict]
+
+
+def finish_run(run) -> RunResult:
+    """history.csv, metrics.json (last epoch's mAP, best-on-query kept apart), status ``finished`` and the
+    manifest of a ``mh.train.Run`` whose epochs are all done."""
+    config, history = run.config, run.history
+    run.writer.table("history.csv", history)
+    evaluated = [row for row in history if row["map"] is not None]
+    metrics = {
+        "map": history[-1]["map"],
+        "topk": run.data.protocol.topk,
+        "epochs": len(history),
+        "bits": config.bits,
+        "model": config.model,
+        "dataset": config.dataset,
+        "profile": run.profile.describe(),
+        "best_on_query": max(row["map"] for row in evaluated),
+        "best_on_query_note": "best over epochs, selected on the query set (released code's practice)",
+        "ranking_convention": RANKING_CONVENTION,
+    }
+    run.writer.json("metrics.json", metrics)
+    if run.writer.is_writer:
+        write_status(run.writer.run_dir, "finished")
+    run.writer.json(
+        "manifest.json",
+        run_manifest(
+            run.profile.name,
+            run.device,
+            run=run.writer.run_dir.name,
+            profile_description=run.profile.describe(),
+            train_wall_seconds=run.train_seconds,
+            train_img_per_s=float(np.mean([r["train_img_per_s"] for r in history])),
+            encode_img_per_s=history[-1]["encode_img_per_s"],
+            world_size=run.parts.collective.world_size,
+            backend=run.parts.collective.backend,
+        ),
+    )
+    return RunResult(run.writer.run_dir, metrics, history)

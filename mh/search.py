@@ -36,8 +36,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mh.binary import label_rows, matching_label_rows, pack_codes
+from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.codes import CodeSet
-from mh.io import atomic_output
+from mh.io import atomic_output, load_checkpoint, read_json, reading
 
 INDEX_KINDS = ("flat", "hash", "multihash", "ivf", "hnsw")
 ADD_CHUNK = 100_000
@@ -246,7 +247,10 @@ class CodeIndex:
                     f"{needed} does not exist; build the index with: python -m mh.search build RUN_DIR"
                 )
         index = faiss_module().read_index_binary(str(path))
-        with np.load(meta_path(path)) as stored:
+        with (
+            reading(meta_path(path), "index record", "build the index again: python -m mh.search build RUN_DIR"),
+            np.load(meta_path(path)) as stored,
+        ):
             header, ids, labels = json.loads(str(stored["header"])), stored["ids"], stored["labels"]
         problems = [
             f"{what}: index {actual}, record {recorded}"
@@ -301,14 +305,14 @@ def encode_image(run_dir: str | os.PathLike, image_path: str | os.PathLike) -> n
     from mh.registry import build_hashing_model
 
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_json(run_dir / "config.json", "run configuration")
     profile = config["resolved_profile"]
     try:
         image = Image.open(image_path).convert("RGB")
     except (OSError, UnidentifiedImageError) as error:
         raise ValueError(f"cannot read the image {image_path}: {error}") from error
     model = build_hashing_model(config["model"], config["bits"], image_size=profile["image_size"])
-    model.load_state_dict(torch.load(run_dir / "checkpoint.ckpt", map_location="cpu", weights_only=False)["model"])
+    model.load_state_dict(load_checkpoint(run_dir / "checkpoint.ckpt")["model"])
     pixels = build_transform(False, profile["image_size"], profile["transform_style"])(image)
     with torch.no_grad():
         return binarize(model.eval()(pixels[None])).numpy()
@@ -344,9 +348,9 @@ def _results(index: CodeIndex, distances: np.ndarray, positions: np.ndarray) -> 
     return rows
 
 
+@returns_status
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(prog="python -m mh.search", description="FAISS indexes of a run's hash codes.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -362,16 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("-k", type=int, default=10)
     query.add_argument("--run-dir", help="the run that made the index (default: recorded in the index)")
     query.add_argument("--json", action="store_true", help="print JSON for scripts")
-    args = parser.parse_args(argv)
-    try:
+    args = add_debug_flag(parser).parse_args(argv)
+    with cli_errors(args.debug, user_errors=(ImportError,)):
         if args.command == "build":
             print(f"wrote {build_run_index(args.run_dir, args.index, args.output)}")
             return 0
         index = CodeIndex.load(args.index)
         distances, positions = index.search(_query_codes(index, args), args.k)
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     rows = _results(index, distances[0], positions[0])
     if args.json:
         print(json.dumps({"index": args.index, "kind": index.kind, "bits": index.bits, "results": rows}, indent=2))

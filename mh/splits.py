@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mh.io import atomic_output
+from mh.io import atomic_output, reading
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_TRAIN_PER_CLASS, CIFAR10_TEST_PER_CLASS = 5000, 1000
@@ -149,11 +149,13 @@ def cifar_split(
         raise ValueError(f"unknown CIFAR-10 protocol {protocol!r}; expected one of cifar10, cifar10-1, cifar10-2")
     path = Path(split_dir) / f"{protocol}-seed{seed}.npz"
     if path.exists():
-        stored = np.load(path)
-        split = Split(stored["query"], stored["train"], stored["database"], protocol, seed, str(stored["sha256"]))
-        if int(stored["pool_size"]) != len(labels) or not np.array_equal(stored["pool_labels"], labels):
+        with reading(path, "split file", "delete it to draw the split again"):
+            stored = dict(np.load(path))
+            split = Split(stored["query"], stored["train"], stored["database"], protocol, seed, str(stored["sha256"]))
+            pool_size, pool_labels = int(stored["pool_size"]), stored["pool_labels"]
+        if pool_size != len(labels) or not np.array_equal(pool_labels, labels):
             raise ValueError(
-                f"{path} was written for a different image pool ({int(stored['pool_size'])} images); "
+                f"{path} was written for a different image pool ({pool_size} images); "
                 "delete it to draw a new split, or point --data-dir at the matching data."
             )
         if _split_digest(split) != split.sha256:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.data import VERIFY_LEVELS, HashingData, load_hashing_data, verify_images
 from mh.distributed import distribute_model, init_collective, leave_process_group
 from mh.encode import resolve_device
@@ -50,12 +50,11 @@ from mh.engine import (
     train_loader,
     train_one_epoch,
 )
-from mh.metrics import RANKING_CONVENTION
+from mh.io import load_checkpoint
 from mh.model import PAPER_BITS, check_bits
 from mh.registry import LOSSES, MODEL_SIZES, MODELS, OPTIMIZERS, available_models, resolve_model_name
-from mh.repro.manifest import run_manifest
 from mh.repro.profiles import PROFILES, Profile, resolve_profile
-from mh.runrecord import check_resume, open_run_directory, truncate_step_log, write_status
+from mh.runrecord import RunResult, check_resume, finish_run, open_run_directory, truncate_step_log, write_status
 from mh.splits import PROTOCOLS, SPLIT_SEED
 
 
@@ -125,13 +124,6 @@ def validate_config(config: TrainConfig) -> None:
 
 
 @dataclass
-class RunResult:
-    run_dir: Path
-    metrics: dict
-    history: list[dict]
-
-
-@dataclass
 class Run:
     """One training run in progress: its settings, data, parts and the writer of its directory."""
 
@@ -182,7 +174,7 @@ def start_run(
     parts.model, parts.collective = distribute_model(parts.model, collective, device), collective
     run = Run(config, profile, device, data, parts, writer, progress)
     if resume and writer.checkpoint_path.exists():
-        state = torch.load(writer.checkpoint_path, map_location=device, weights_only=False)
+        state = load_checkpoint(writer.checkpoint_path, map_location=device)
         parts.load_state_dict(state)
         run.history, run.train_seconds = state["history"], state["train_seconds"]
         if writer.is_writer:
@@ -241,6 +233,8 @@ def train_epochs(run: Run, sampler=None) -> RunResult:
     loader = train_loader(
         run.data.train, run.profile, run.device, generator, sampler, run.profile.batch_size // ranks.world_size
     )
+    if run.history:
+        evaluate_if_due(run)  # a resume after an evaluation that failed
     run.parts.model.train()
     run.parts.optimizer.zero_grad(set_to_none=True)
     for epoch in range(len(run.history), run.profile.epochs):
@@ -263,68 +257,44 @@ def train_epochs(run: Run, sampler=None) -> RunResult:
 
 
 def finish_epoch(run: Run, epoch: int, step_rows: list[dict], seconds: float) -> None:
-    """Evaluate when due (the last epoch always, saving its codes), log the epoch, write the checkpoint."""
+    """Log the epoch and write its checkpoint; then evaluate when due (the last epoch always, saving its codes)
+    and write the checkpoint again with the result, so that a failing evaluation costs no training."""
     run.train_seconds += seconds
-    row = {
-        "epoch": epoch + 1,
-        "loss": float(np.mean([r["loss"] for r in step_rows])),
-        "train_seconds": seconds,
-        "train_img_per_s": len(run.data.train) / seconds,
-        "map": None,
-        "encode_img_per_s": None,
-    }
-    last_epoch = epoch + 1 == run.profile.epochs
-    if last_epoch or (epoch + 1) % run.profile.eval_every == 0:
-        config = run.config
-        metadata = {"dataset": config.dataset, "model": config.model, "bits": config.bits, "profile": run.profile.name}
-        scalars, code_sets = evaluate_model(
-            run.parts.model, run.data, run.profile, run.device, run.progress, metadata, run.parts.collective
-        )
-        row.update(scalars)
-        if last_epoch:
-            run.writer.codes(**code_sets)
-    run.history.append(row)
+    run.history.append(
+        {
+            "epoch": epoch + 1,
+            "loss": float(np.mean([r["loss"] for r in step_rows])),
+            "train_seconds": seconds,
+            "train_img_per_s": len(run.data.train) / seconds,
+            "map": None,
+            "encode_img_per_s": None,
+        }
+    )
     run.writer.table("losses.csv", step_rows, append=True)
-    run.writer.checkpoint(
-        {**run.parts.state_dict(), "epoch": epoch + 1, "history": run.history, "train_seconds": run.train_seconds}
-    )
+    save_checkpoint(run)
+    evaluate_if_due(run)
 
 
-def finish_run(run: Run) -> RunResult:
-    """history.csv, metrics.json (last epoch's mAP, best-on-query kept apart) and the run's manifest."""
-    config, history = run.config, run.history
-    run.writer.table("history.csv", history)
-    evaluated = [row for row in history if row["map"] is not None]
-    metrics = {
-        "map": history[-1]["map"],
-        "topk": run.data.protocol.topk,
-        "epochs": len(history),
-        "bits": config.bits,
-        "model": config.model,
-        "dataset": config.dataset,
-        "profile": run.profile.describe(),
-        "best_on_query": max(row["map"] for row in evaluated),
-        "best_on_query_note": "best over epochs, selected on the query set (released code's practice)",
-        "ranking_convention": RANKING_CONVENTION,
-    }
-    run.writer.json("metrics.json", metrics)
-    if run.writer.is_writer:
-        write_status(run.writer.run_dir, "finished")
-    run.writer.json(
-        "manifest.json",
-        run_manifest(
-            run.profile.name,
-            run.device,
-            run=run.writer.run_dir.name,
-            profile_description=run.profile.describe(),
-            train_wall_seconds=run.train_seconds,
-            train_img_per_s=float(np.mean([r["train_img_per_s"] for r in history])),
-            encode_img_per_s=history[-1]["encode_img_per_s"],
-            world_size=run.parts.collective.world_size,
-            backend=run.parts.collective.backend,
-        ),
+def save_checkpoint(run: Run) -> None:
+    state = {**run.parts.state_dict(), "epoch": len(run.history), "history": run.history}
+    run.writer.checkpoint({**state, "train_seconds": run.train_seconds})
+
+
+def evaluate_if_due(run: Run) -> None:
+    """Evaluate the last finished epoch unless it is not due or was evaluated (a resume after a failed one)."""
+    row, epochs = run.history[-1], len(run.history)
+    last_epoch = epochs == run.profile.epochs
+    if row["map"] is not None or not (last_epoch or epochs % run.profile.eval_every == 0):
+        return
+    config = run.config
+    metadata = {"dataset": config.dataset, "model": config.model, "bits": config.bits, "profile": run.profile.name}
+    scalars, code_sets = evaluate_model(
+        run.parts.model, run.data, run.profile, run.device, run.progress, metadata, run.parts.collective
     )
-    return RunResult(run.writer.run_dir, metrics, history)
+    row.update(scalars)
+    if last_epoch:
+        run.writer.codes(**code_sets)
+    save_checkpoint(run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -374,21 +344,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--verify-data", choices=list(VERIFY_LEVELS), default="full", help="check every image before training"
     )
     parser.add_argument("--no-progress", action="store_true")
-    return parser
+    return add_debug_flag(parser)
 
 
+@returns_status
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     resume, progress, extend = args.pop("resume"), not args.pop("no_progress"), args.pop("extend_epochs")
-    try:
-        config = TrainConfig(**{**args, "model": resolve_model_name(args["model"])})
-        result = fit(config, resume=resume, progress=progress, extend_epochs=extend)
-        main_process = is_main_process()  # before the process group is left
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    finally:
-        leave_process_group()
+    with cli_errors(args.pop("debug")):
+        try:
+            config = TrainConfig(**{**args, "model": resolve_model_name(args["model"])})
+            result = fit(config, resume=resume, progress=progress, extend_epochs=extend)
+            main_process = is_main_process()  # before the process group is left
+        finally:
+            leave_process_group()
     if main_process:
         print(
             json.dumps({"run_dir": str(result.run_dir), **{k: result.metrics[k] for k in ("map", "profile")}}, indent=2)

@@ -13,6 +13,7 @@ from test_train import tiny_config, tiny_data
 from mh.data import BadImageError, HashingData, ImagePool, PoolSubset, build_transform, verify_images
 from mh.evaluate import evaluate_run
 from mh.evaluate import main as evaluate_main
+from mh.io import DamagedFileError
 from mh.runrecord import RunRecordError, read_status, truncate_step_log
 from mh.splits import PROTOCOLS
 from mh.train import fit
@@ -73,7 +74,7 @@ def test_a_damaged_config_is_named_on_resume(finished_run, tmp_path):
     copy.mkdir()
     (copy / "checkpoint.ckpt").write_bytes((run_dir / "checkpoint.ckpt").read_bytes())
     (copy / "config.json").write_text("{not json")
-    with pytest.raises(RunRecordError, match="config.json is not valid JSON"):
+    with pytest.raises(DamagedFileError, match="config.json is not a readable run configuration"):
         fit(tiny_config(tmp_path, epochs=1), resume=True, progress=False, data=tiny_data())
 
 

@@ -1,5 +1,5 @@
 """The notebooks as committed: no outputs, a literal-only `parameters` cell, paired .py in sync, and the
-reproduce pipeline's bookkeeping (which outputs it clears)."""
+reproduce pipeline's refusal of unknown names (its transactions: tests/test_faults_reproduce.py)."""
 
 import ast
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mh.repro.reproduce import NOTEBOOKS, clear_outputs
+from mh.repro.reproduce import NOTEBOOKS
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 REQUIRED_PARAMETERS = {"PROFILE", "SEED", "DEVICE", "DATA_DIR", "OUT_DIR"}
@@ -58,43 +58,7 @@ def test_paired_script_matches_the_notebook(name):
     assert [c.source for c in script.cells] == [c.source for c in notebook.cells]
 
 
-def test_clear_outputs_removes_only_what_will_be_rewritten(tmp_path):
-    (tmp_path / "figures").mkdir()
-    (tmp_path / "results" / "tables").mkdir(parents=True)
-    (tmp_path / "results" / "runs" / "smoke" / "a-run").mkdir(parents=True)
-    (tmp_path / "results" / "paper").mkdir()
-    for path in (
-        "figures/03_curves.png",
-        "figures/05_table.png",
-        "results/tables/03_training.csv",
-        "results/manifest.json",
-        "results/paper/paper_numbers.csv",
-    ):
-        (tmp_path / path).write_text("old")
-    clear_outputs(tmp_path, "smoke", ["03_training"])
-    assert not (tmp_path / "figures/03_curves.png").exists() and (tmp_path / "figures/05_table.png").exists()
-    assert (tmp_path / "results/runs/smoke/a-run").exists()
-    clear_outputs(tmp_path, "smoke", list(NOTEBOOKS))
-    assert not (tmp_path / "figures/05_table.png").exists() and not (tmp_path / "results/manifest.json").exists()
-    assert not (tmp_path / "results/runs/smoke").exists()
-    assert (tmp_path / "results/paper/paper_numbers.csv").read_text() == "old"
-
-
 def test_unknown_notebook_is_refused():
     from mh.repro.reproduce import main
 
     assert main(["--only", "07_missing"]) == 2
-
-
-def test_a_missing_dataset_stops_reproduce_before_any_output_is_touched(tmp_path, capsys):
-    from mh.repro.reproduce import main, run_notebooks
-
-    (tmp_path / "figures").mkdir()
-    (tmp_path / "results" / "runs" / "smoke" / "a-run").mkdir(parents=True)
-    (tmp_path / "figures" / "03_curves.png").write_text("old")
-    with pytest.raises(FileNotFoundError, match="CIFAR-10 not found"):
-        run_notebooks("smoke", str(tmp_path / "nonexistent"), root=tmp_path)
-    assert (tmp_path / "figures" / "03_curves.png").read_text() == "old"
-    assert (tmp_path / "results" / "runs" / "smoke" / "a-run").is_dir()
-    assert main(["--profile", "smoke", "--data-dir", str(tmp_path / "nonexistent"), "--only", "03_training"]) == 2
-    assert "CIFAR-10 not found" in capsys.readouterr().err

@@ -1,13 +1,23 @@
 """Regenerate every table and figure: run the numbered notebooks in order with papermill.
 
     python -m mh.repro.reproduce [--profile auto|smoke|gpu|paper] [--data-dir DIR] [--only 03_training ...]
+                                 [--fresh-runs] [--debug]
 
-``make reproduce`` calls this. ``auto`` is smoke on a CPU and gpu when CUDA is present. It first checks its
-inputs (the notebooks named, CIFAR-10 for the notebooks that read it) and stops with exit status 2 before
-touching any output when one is missing. Then it clears the outputs it will rewrite (figures/,
-results/tables/, this profile's results/runs/, the executed notebooks and results/manifest.json), so a stale
-file never passes for a new one. A failing cell stops the run with exit status 1 and leaves its executed
-notebook showing the error.
+``make reproduce`` calls this. ``auto`` is smoke on a CPU and gpu when CUDA is present.
+
+Nothing is lost when something goes wrong. Every input is checked first (the notebooks named, CIFAR-10 for the
+notebooks that read it, papermill and its kernel, write access to the output folders); a missing one stops
+the run with exit status 2 before any output is touched, with every problem listed. Each notebook then writes
+its figures, tables and executed copy to a staging directory (``results/cache/staging/<notebook>``, through
+``$MH_STAGING_DIR``) that replaces that notebook's previous outputs (``figures/NN_*``, ``results/tables/NN_*``,
+``notebooks/executed/NN_*.ipynb``) only when the whole notebook ran. A failing cell stops the run with exit
+status 1; the outputs of that notebook and of every later one stay as they were, and the executed notebook
+showing the error is kept in ``results/cache/failed/``.
+
+Trained runs (``results/runs/<profile>/``) are a cache, never deleted: ``mh.repro.runs.ensure_run`` reuses a
+run trained by the same code with the same settings and moves any other aside before training again.
+``--fresh-runs`` moves this profile's runs aside first, so that every model trains now (the committed
+manifest's times come from such a run); the manifest lists which runs were trained and which reused.
 
 Executed notebooks, with their outputs and figures inline, go to ``notebooks/executed/`` and are committed,
 so a reader browsing the repository sees them. They are made reproducible: progress bars are off
@@ -35,10 +45,12 @@ from pathlib import Path
 
 import nbformat
 
+from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.data import DataNotFoundError, locate_cifar10
 from mh.io import PROJECT_ROOT, atomic_output, write_json
 from mh.repro.manifest import run_manifest
 from mh.repro.profiles import PROFILES, resolve_profile
+from mh.repro.workspace import STAGING_VARIABLE
 
 ROOT = PROJECT_ROOT
 NOTEBOOKS = (
@@ -53,25 +65,94 @@ NOTEBOOKS = (
 NEEDS_CIFAR10 = {"03_training", "04_tables_map", "06_gradcam", "07_retrieval_at_scale"}
 
 
-def clear_outputs(root: Path, profile: str, notebooks: list[str]) -> list[Path]:
-    """Remove what this run rewrites: every output when all notebooks run, else only theirs. Returns what went."""
-    removed = []
-    everything = len(notebooks) == len(NOTEBOOKS)
-    candidates = [root / "notebooks" / "executed" / f"{name}.ipynb" for name in notebooks]
-    for folder in (root / "figures", root / "results" / "tables"):
-        candidates += [
-            p for p in folder.glob("*") if p.is_file() and (everything or p.name[:2] in {n[:2] for n in notebooks})
-        ]
-    if everything:
-        candidates += [root / "results" / "manifest.json", root / "results" / "runs" / profile]
-    for path in candidates:
-        if path.is_dir():
-            shutil.rmtree(path)
-            removed.append(path)
-        elif path.exists():
-            path.unlink()
-            removed.append(path)
-    return removed
+OUTPUT_FOLDERS = ("figures", "results/tables", "notebooks/executed")
+
+
+class ReproduceInputError(ValueError):
+    """An input of the run is missing or unusable; raised before any output is touched."""
+
+
+def check_inputs(root: Path, notebooks: list[str], data_dir: str | None) -> None:
+    """Raise ReproduceInputError listing every missing input: notebooks, data, papermill's kernel, writable folders."""
+    problems = []
+    unknown = [name for name in notebooks if name not in NOTEBOOKS]
+    if unknown:
+        problems.append(f"unknown notebooks {unknown}; expected names from {', '.join(NOTEBOOKS)}")
+    problems += [
+        f"{root / 'notebooks' / f'{name}.ipynb'} is missing: run `jupytext --to ipynb notebooks/{name}.py`"
+        for name in notebooks
+        if name in NOTEBOOKS and not (root / "notebooks" / f"{name}.ipynb").exists()
+    ]
+    if set(notebooks) & NEEDS_CIFAR10:
+        try:
+            locate_cifar10(data_dir)
+        except DataNotFoundError as error:
+            problems.append(str(error))
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+        KernelSpecManager().get_kernel_spec("python3")
+    except ImportError:
+        problems.append("papermill/jupyter_client are not installed: pip install -e '.[notebooks]'")
+    except NoSuchKernel:
+        problems.append("no Jupyter kernel 'python3': python -m ipykernel install --sys-prefix")
+    for folder in (*OUTPUT_FOLDERS, "results", "results/runs"):
+        path = root / folder
+        existing = next(parent for parent in (path, *path.parents) if parent.exists())
+        if not os.access(existing, os.W_OK):
+            problems.append(f"{existing} is not writable: outputs go to {path}")
+    if problems:
+        raise ReproduceInputError("cannot start:\n  " + "\n  ".join(problems))
+
+
+def staged_outputs(stage: Path, name: str) -> list[tuple[Path, Path]]:
+    """(staged file, its place in the repository) for every output a notebook wrote to ``stage``."""
+    pairs = []
+    for folder in OUTPUT_FOLDERS:
+        for path in sorted((stage / folder).glob("*")):
+            if path.is_file():
+                pairs.append((path, Path(folder) / path.name))
+    return pairs
+
+
+def promote(stage: Path, root: Path, name: str) -> list[Path]:
+    """Replace notebook ``name``'s previous outputs (NN_* in figures/, results/tables/, notebooks/executed/)
+    by the staged ones; returns the files now in place. Each file is moved with an atomic rename."""
+    prefix = f"{name[:2]}_"
+    staged = staged_outputs(stage, name)
+    foreign = [str(relative) for _, relative in staged if not relative.name.startswith(prefix)]
+    if foreign:
+        raise ReproduceInputError(f"notebook {name} wrote outputs without its {prefix} prefix: {foreign}")
+    new = {relative for _, relative in staged}
+    for folder in OUTPUT_FOLDERS:
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for old in (root / folder).glob(f"{prefix}*"):
+            if old.is_file() and Path(folder) / old.name not in new:
+                old.unlink()
+    for source, relative in staged:
+        os.replace(source, root / relative)
+    shutil.rmtree(stage)
+    return [root / relative for relative in sorted(new)]
+
+
+def supersede_profile_runs(root: Path, profile: str) -> Path | None:
+    """--fresh-runs: move results/runs/<profile> to results/runs/<profile>-superseded/<UTC time> (not deleted)."""
+    runs = root / "results" / "runs" / profile
+    if not runs.exists() or not any(runs.iterdir()):
+        return None
+    target = runs.with_name(f"{profile}-superseded") / time.strftime("all-%Y%m%dT%H%M%SZ", time.gmtime())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(runs), str(target))
+    print(f"[reproduce] --fresh-runs: moved {runs} to {target}", flush=True)
+    return target
+
+
+def run_stamps(root: Path, profile: str) -> dict[str, int]:
+    """Run name → modification time (ns) of its metrics.json, to tell runs trained now from reused ones."""
+    return {
+        path.parent.name: path.stat().st_mtime_ns
+        for path in sorted((root / "results" / "runs" / profile).glob("*/metrics.json"))
+    }
 
 
 def scrub_machine_paths(notebook_path: Path, replacements: dict[str, str]) -> None:
@@ -127,11 +208,14 @@ def output_digests(root: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def kernel_environment(data_dir: str | None):
-    """Environment the notebook kernels inherit: no progress bars, the data directory as $MH_DATA_DIR."""
+def kernel_environment(data_dir: str | None, staging: Path | None = None):
+    """Environment the notebook kernels inherit: no progress bars, the data directory as $MH_DATA_DIR, the
+    staging directory as $MH_STAGING_DIR."""
     changes = {"TQDM_DISABLE": "1"}
     if data_dir:
         changes["MH_DATA_DIR"] = str(Path(data_dir).resolve())
+    if staging:
+        changes[STAGING_VARIABLE] = str(staging)
     saved = {name: os.environ.get(name) for name in changes}
     os.environ.update(changes)
     try:
@@ -144,25 +228,49 @@ def kernel_environment(data_dir: str | None):
                 os.environ[name] = value
 
 
-def execute(name: str, root: Path, parameters: dict) -> float:
-    """Run one notebook with papermill into notebooks/executed/; returns its wall seconds (also on failure)."""
+class NotebookFailed(RuntimeError):
+    """A notebook's cell raised; its previous outputs are untouched and the executed copy is kept for reading."""
+
+
+def execute(name: str, root: Path, parameters: dict, data_dir: str | None) -> float:
+    """Run one notebook with papermill into its staging directory and, when every cell ran, swap its outputs in.
+    Returns its wall seconds. On a failing cell: NotebookFailed naming the executed copy that shows the error."""
     import papermill
 
     print(f"[reproduce] {name} (profile {parameters['PROFILE']})", flush=True)
     begin = time.perf_counter()
-    executed = root / "notebooks" / "executed" / f"{name}.ipynb"
+    stage = root / "results" / "cache" / "staging" / name
+    if stage.exists():
+        shutil.rmtree(stage)  # a previous invocation's leftovers: staging holds only what reproduce wrote
+    executed = stage / "notebooks" / "executed" / f"{name}.ipynb"
+    executed.parent.mkdir(parents=True)
     try:
-        papermill.execute_notebook(
-            root / "notebooks" / f"{name}.ipynb",
-            executed,
-            parameters=parameters,
-            kernel_name="python3",
-            cwd=str(root / "notebooks"),
-            progress_bar=False,
-        )
-    finally:
+        with kernel_environment(data_dir, stage):
+            papermill.execute_notebook(
+                root / "notebooks" / f"{name}.ipynb",
+                executed,
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(root / "notebooks"),
+                progress_bar=False,
+            )
+    except Exception as error:
+        failed = root / "results" / "cache" / "failed" / name
+        if failed.exists():
+            shutil.rmtree(failed)
+        failed.parent.mkdir(parents=True, exist_ok=True)
         if executed.exists():
             scrub_machine_paths(executed, machine_paths(root))
+        shutil.move(str(stage), str(failed))
+        kept = failed / "notebooks" / "executed" / f"{name}.ipynb"
+        where = f"the executed notebook showing the failing cell is {kept}" if kept.exists() else "it did not start"
+        raise NotebookFailed(
+            f"{name} failed ({type(error).__name__}: {str(error).strip()[:1500]}); its previous outputs are "
+            f"unchanged; {where}"
+        ) from error
+    # the staged files are about to be where the repository keeps them: say so in the outputs
+    scrub_machine_paths(executed, {**machine_paths(root), str(stage): "{repository}"})
+    promote(stage, root, name)
     seconds = round(time.perf_counter() - begin, 1)
     print(f"[reproduce] {name} done in {seconds:.0f} s", flush=True)
     return seconds
@@ -174,37 +282,39 @@ def run_notebooks(
     seed: int = 2025,
     notebooks: list[str] | None = None,
     root: Path = ROOT,
+    fresh_runs: bool = False,
 ) -> dict:
-    """Execute ``notebooks`` (default: all, in order) and write results/manifest.json. Raises on a failing cell."""
+    """Execute ``notebooks`` (default: all, in order) and write results/manifest.json.
+
+    Raises ReproduceInputError (nothing touched) or NotebookFailed (earlier notebooks' outputs in place)."""
     resolved = resolve_profile(profile).name
     notebooks = list(notebooks or NOTEBOOKS)
-    unknown = [name for name in notebooks if name not in NOTEBOOKS]
-    if unknown:
-        raise ValueError(f"unknown notebooks {unknown}; expected names from {NOTEBOOKS}")
-    if set(notebooks) & NEEDS_CIFAR10:
-        locate_cifar10(data_dir)  # before any output is touched: a missing dataset loses nothing
+    check_inputs(root, notebooks, data_dir)
     manifest_path = root / "results" / "manifest.json"
     previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    clear_outputs(root, resolved, notebooks)
-    (root / "notebooks" / "executed").mkdir(parents=True, exist_ok=True)
+    if fresh_runs:
+        supersede_profile_runs(root, resolved)
+    runs_before = run_stamps(root, resolved)
     parameters = {"PROFILE": resolved, "SEED": seed, "DEVICE": "auto"}
     if root != ROOT:
         parameters["OUT_DIR"] = str(root)
-    timings = {}
-    with kernel_environment(data_dir):
-        for name in notebooks:
-            timings[name] = execute(name, root, parameters)
+    timings = {name: execute(name, root, parameters, data_dir) for name in notebooks}
     if len(notebooks) < len(NOTEBOOKS):
         # a partial re-run keeps the other notebooks' timings from the last full run
         timings = {**previous.get("notebooks_wall_seconds", {}), **timings}
+    runs_after = run_stamps(root, resolved)
     digests = output_digests(root)
-    this_run = {"notebooks_wall_seconds": timings, "total_wall_seconds": round(sum(timings.values()), 1)}
+    this_run = {
+        "notebooks_wall_seconds": timings,
+        "total_wall_seconds": round(sum(timings.values()), 1),
+        "runs_trained": sorted(name for name, stamp in runs_after.items() if runs_before.get(name) != stamp),
+        "runs_reused": sorted(name for name, stamp in runs_after.items() if runs_before.get(name) == stamp),
+    }
     if previous.get("output_sha256") == digests and previous.get("profile") == resolved:
         log = root / "results" / "cache" / "reproduce-log.jsonl"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as handle:
             handle.write(json.dumps({**run_manifest(resolved), **this_run, "outputs": "unchanged"}) + "\n")
-        write_json(manifest_path, previous)  # cleared with the other outputs: put back as it was
         print(f"[reproduce] every output is byte-identical to {manifest_path.name}'s: kept it; times in {log}")
         return {**previous, "this_run": this_run}
     manifest = run_manifest(resolved, **this_run, rerun=notebooks, output_sha256=digests)
@@ -212,24 +322,22 @@ def run_notebooks(
     return manifest
 
 
+@returns_status
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mh.repro.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="auto", choices=["auto", *PROFILES])
     parser.add_argument("--data-dir", help="CIFAR-10 location (default $MH_DATA_DIR, else ./data)")
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--only", nargs="+", metavar="NOTEBOOK", help=f"a subset of {', '.join(NOTEBOOKS)}")
+    parser.add_argument(
+        "--fresh-runs", action="store_true", help="move this profile's trained runs aside first: train every model now"
+    )
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
-    try:
-        manifest = run_notebooks(args.profile, args.data_dir, args.seed, args.only)
-    except (ValueError, DataNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except Exception as error:  # papermill's PapermillExecutionError and kernel failures
-        print(f"[reproduce] failed: {type(error).__name__}: {str(error)[:2000]}", file=sys.stderr)
-        print("[reproduce] the executed notebook in notebooks/executed/ shows the failing cell", file=sys.stderr)
-        return 1
-    seconds = manifest.get("this_run", manifest)["total_wall_seconds"]
-    print(f"[reproduce] all done in {seconds:.0f} s")
+    with cli_errors(args.debug, user_errors=(ReproduceInputError,)):
+        manifest = run_notebooks(args.profile, args.data_dir, args.seed, args.only, fresh_runs=args.fresh_runs)
+        seconds = manifest.get("this_run", manifest)["total_wall_seconds"]
+        print(f"[reproduce] all done in {seconds:.0f} s")
     return 0
 
 

@@ -3,12 +3,21 @@
     record = ensure_run(config, data)       # trains and evaluates only what is not there yet
     record.metrics["map"], record.evaluation["precision_within_hamming_2"], record.curves, record.losses
 
-Finished runs (``metrics.json`` present) are reused, so notebooks that need the same run share it.
+A run is reused, so notebooks that need the same run share it, only when it finished and was trained by the
+same code with the same settings: ``ensure_run`` writes ``fingerprint.json`` beside the run (the settings that
+change a result and a digest of the training code, ``mh/`` outside ``mh/repro``). A run that does not match —
+other code, other settings, or a run that never finished — is never deleted: it is moved to
+``<runs_dir>-superseded/`` and trained again; the message says which and why. A finished run without a
+fingerprint (trained with ``python -m mh.train`` by hand) is reused when its ``config.json`` matches.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +25,11 @@ import pandas as pd
 
 from mh.data import HashingData
 from mh.evaluate import evaluate_run
+from mh.io import PROJECT_ROOT, read_json, write_json
+from mh.runrecord import RESULT_FIELDS, read_status, resume_conflicts
 from mh.train import TrainConfig, fit
+
+FINGERPRINT_FILE = "fingerprint.json"
 
 
 @dataclass
@@ -46,24 +59,81 @@ def load_run(run_dir: str | Path) -> RunRecord:
             f"{run_dir} lacks {', '.join(missing)}: train it (python -m mh.train) and "
             f"evaluate it (python -m mh.evaluate {run_dir})"
         )
-    read_json = lambda name: json.loads((run_dir / name).read_text())  # noqa: E731
     return RunRecord(
         run_dir,
-        read_json("metrics.json"),
-        read_json("evaluation.json"),
-        read_json("manifest.json"),
+        read_json(run_dir / "metrics.json"),
+        read_json(run_dir / "evaluation.json"),
+        read_json(run_dir / "manifest.json"),
         pd.read_csv(run_dir / "history.csv"),
         pd.read_csv(run_dir / "losses.csv"),
         pd.read_csv(run_dir / "curves.csv"),
     )
 
 
+def training_code_digest(package: Path = PROJECT_ROOT / "mh") -> str:
+    """SHA-256 over the training code: every ``.py`` under ``mh/`` except ``mh/repro`` (notebook helpers)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] != "repro":
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_fingerprint(config: TrainConfig) -> dict:
+    """What a run's result depends on: the result settings, the resolved profile, the training code."""
+    profile = dataclasses.asdict(config.resolved_profile())
+    return json.loads(
+        json.dumps(
+            {
+                "settings": {field: getattr(config, field) for field in RESULT_FIELDS},
+                "profile": {key: value for key, value in profile.items() if key != "note"},
+                "code_sha256": training_code_digest(),
+            }
+        )
+    )
+
+
+def stale_reason(run_dir: Path, config: TrainConfig, fingerprint: dict) -> str | None:
+    """Why the run in ``run_dir`` cannot stand for ``config`` (None: it can, or there is none)."""
+    if not run_dir.exists() or not any(run_dir.iterdir()):
+        return None
+    status = read_status(run_dir)
+    if status != "finished":
+        return f"its status is {status!r}, not finished"
+    stored_path = run_dir / FINGERPRINT_FILE
+    if stored_path.exists():
+        stored = read_json(stored_path)
+        changed = [key for key in fingerprint if stored.get(key) != fingerprint[key]]
+        return f"its {' and '.join(changed)} differ from this one's" if changed else None
+    requested = dataclasses.asdict(config)
+    stored_config = read_json(run_dir / "config.json", "run configuration")
+    conflicts = resume_conflicts(stored_config, requested, dataclasses.asdict(config.resolved_profile()), False)
+    return f"its settings differ ({'; '.join(conflicts)})" if conflicts else None
+
+
+def supersede(run_dir: Path, reason: str) -> Path:
+    """Move ``run_dir`` to ``<runs_dir>-superseded/<name>-<UTC time>`` (never delete it); returns where it went."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = run_dir.parent.with_name(run_dir.parent.name + "-superseded") / f"{run_dir.name}-{stamp}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(run_dir), str(target))
+    print(f"{run_dir.name}: {reason}; moved to {target} and training it again")
+    return target
+
+
 def ensure_run(config: TrainConfig, data: HashingData | None = None, progress: bool = True) -> RunRecord:
-    """The run ``config`` describes, trained unless it finished before, evaluated unless it was before."""
+    """The run ``config`` describes: reused when it finished under the same code and settings, otherwise
+    (after moving a stale one aside) trained; evaluated unless it was before."""
     run_dir = Path(config.runs_dir) / config.name()
+    fingerprint = run_fingerprint(config)
+    reason = stale_reason(run_dir, config, fingerprint)
+    if reason:
+        supersede(run_dir, reason)
     if not (run_dir / "metrics.json").exists():
         print(f"training {config.model} ({config.bits} bits, profile {config.profile}) …")
         fit(config, data=data, progress=progress)
+        write_json(run_dir / FINGERPRINT_FILE, fingerprint)
     if not (run_dir / "evaluation.json").exists():
         evaluate_run(run_dir)
     return load_run(run_dir)

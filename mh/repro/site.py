@@ -21,11 +21,11 @@ import html
 import os
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import nbformat
 
+from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.io import PROJECT_ROOT
 from mh.repro.reproduce import NOTEBOOKS
 
@@ -153,27 +153,21 @@ def build_site(out: Path | None = None, executed: Path | None = None) -> list[Pa
     return pages
 
 
+@returns_status
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mh.repro.site", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["build", "check"])
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "site")
-    args = parser.parse_args(argv)
-    try:
+    args = add_debug_flag(parser).parse_args(argv)
+    with cli_errors(args.debug, user_errors=(SiteError,)):
         if args.action == "build":
             pages = build_site(args.out)
             print(f"[site] {len(pages)} notebook pages and index.html in {args.out}")
         else:
-            from mh.repro.browser import SiteCheckFailed, check_site
+            from mh.repro.browser import check_site
 
-            try:
-                for line in check_site(args.out):
-                    print(f"[site-check] {line}")
-            except SiteCheckFailed as failure:
-                print(f"[site-check] {failure}", file=sys.stderr)
-                return 1
-    except SiteError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+            for line in check_site(args.out):
+                print(f"[site-check] {line}")
     return 0
 
 

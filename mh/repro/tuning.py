@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.data import HashingData, PoolSubset, build_transform, load_hashing_data
 from mh.io import PROJECT_ROOT, write_csv, write_json
 from mh.repro.manifest import run_manifest
@@ -163,6 +163,7 @@ def tuning_record(profile: str, model: str = "mambahash", bits: int = 48) -> dic
     return json.loads(path.read_text())
 
 
+@returns_status
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mh.repro.tuning", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke", choices=list(PROFILES))
@@ -171,14 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grid", nargs="+", default=list(DEFAULT_GRID), help="optimizer:rate,rate … entries")
     parser.add_argument("--validation-size", type=int, default=200)
     parser.add_argument("--data-dir", help="CIFAR-10 location (default $MH_DATA_DIR, else ./data)")
-    args = parser.parse_args(argv)
-    try:
+    args = add_debug_flag(parser).parse_args(argv)
+    with cli_errors(args.debug):
         curves = sweep_learning_rates(
             args.profile, args.model, args.bits, parse_grid(args.grid), args.validation_size, args.data_dir
         )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     optimizer, rate = chosen_setting(curves)
     path = tuning_path(args.profile, args.model, args.bits)
     write_csv(path.with_suffix(".csv"), curves.to_dict("records"))

@@ -5,10 +5,14 @@
     ws.save_table(frame, "04_table2_map")   # results/tables/04_table2_map.csv and .md
 
 Paths are relative to ``OUT_DIR`` (the repository root: ".." from ``notebooks/``, "." under papermill).
+Under ``make reproduce`` figures and tables go to a staging directory instead (``$MH_STAGING_DIR``, set by
+``mh.repro.reproduce``), which replaces the notebook's previous outputs only when the whole notebook ran;
+runs, splits and timings are caches that stay under ``OUT_DIR``.
 """
 
 from __future__ import annotations
 
+import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +35,15 @@ class Workspace:
     device: torch.device
     seed: int
     data_dir: Path
+    staging: Path | None = None  # where figures and tables go under make reproduce (``STAGING_VARIABLE``)
 
     @property
     def figures(self) -> Path:
-        return self._dir("figures")
+        return self._dir("figures", self.staging)
 
     @property
     def tables(self) -> Path:
-        return self._dir("results/tables")
+        return self._dir("results/tables", self.staging)
 
     @property
     def runs(self) -> Path:
@@ -48,8 +53,8 @@ class Workspace:
     def splits(self) -> Path:
         return self._dir("results/splits")
 
-    def _dir(self, relative: str) -> Path:
-        path = self.root / relative
+    def _dir(self, relative: str, base: Path | None = None) -> Path:
+        path = (base or self.root) / relative
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -68,6 +73,8 @@ class Workspace:
         markdown_path.write_text(f"{caption}\n\n{frame.to_markdown(index=False)}\n")
         return [csv_path, markdown_path]
 
+
+STAGING_VARIABLE = "MH_STAGING_DIR"
 
 # matplotlib stamps PDFs with a creation date; without it, saving the same figure twice gives the same bytes
 # (PNGs carry no date). The version stamp stays: a new matplotlib may draw differently anyway.
@@ -99,4 +106,5 @@ def open_workspace(
     torch.manual_seed(seed)
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     matplotlib.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "axes.titleweight": "bold"})
-    return Workspace(root, resolved, device, seed, data)
+    staging = os.environ.get(STAGING_VARIABLE)
+    return Workspace(root, resolved, device, seed, data, Path(staging) if staging else None)

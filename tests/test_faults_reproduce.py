@@ -1,0 +1,136 @@
+"""``make reproduce`` as a transaction: inputs checked before any output is touched, each notebook's outputs
+swapped in only when it ran to the end, trained runs never deleted (a stale one is moved aside)."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from test_train import tiny_config, tiny_data
+
+from mh.repro.reproduce import NotebookFailed, ReproduceInputError, execute, main, promote, run_notebooks
+from mh.repro.runs import FINGERPRINT_FILE, ensure_run
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMETERS = {"PROFILE": "smoke", "SEED": 0, "DEVICE": "cpu"}
+
+
+def tree_digest(root: Path, folders=("figures", "results", "notebooks/executed")) -> dict[str, str]:
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in folders
+        for path in sorted((root / folder).rglob("*"))
+        if path.is_file() and "cache" not in path.parts
+    }
+
+
+def fake_repository(tmp_path: Path, cells: list[str]) -> Path:
+    """A repository with committed outputs and notebook 01 replaced by ``cells`` (the first is the parameters)."""
+    for relative in (
+        "figures/01_old.png",
+        "figures/01_kept.png",
+        "figures/02_other.png",
+        "results/manifest.json",
+        "results/tables/01_table.csv",
+        "notebooks/executed/01_ssm_zoh_discretization.ipynb",
+        "results/runs/smoke/a-run/metrics.json",
+    ):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(f"old {relative}")
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in cells])
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(notebook, tmp_path / "notebooks" / "01_ssm_zoh_discretization.ipynb")
+    return tmp_path
+
+
+WRITE_FIGURES = (
+    "import os, pathlib\n"
+    "stage = pathlib.Path(os.environ['MH_STAGING_DIR'])\n"
+    "(stage / 'figures').mkdir(parents=True, exist_ok=True)\n"
+    "(stage / 'figures' / '01_kept.png').write_text('new')\n"
+    "(stage / 'figures' / '01_fresh.png').write_text('new')"
+)
+
+
+def test_a_missing_dataset_stops_reproduce_before_any_output_is_touched(tmp_path, capsys):
+    root = fake_repository(tmp_path, ["PROFILE = 'auto'"])
+    before = tree_digest(root)
+    with pytest.raises(ReproduceInputError, match="cannot start:(.|\n)*CIFAR-10 not found"):
+        run_notebooks("smoke", str(tmp_path / "nonexistent"), root=root)
+    assert tree_digest(root) == before
+
+
+def test_every_missing_input_is_listed_at_once(tmp_path):
+    root = fake_repository(tmp_path, ["PROFILE = 'auto'"])
+    with pytest.raises(ReproduceInputError) as refused:
+        run_notebooks(
+            "smoke", str(tmp_path / "nonexistent"), notebooks=["01_ssm_zoh_discretization", "03_training"], root=root
+        )
+    assert "03_training.ipynb is missing: run `jupytext" in str(refused.value)
+    assert "CIFAR-10 not found" in str(refused.value)
+
+
+def test_the_real_command_with_a_bad_data_dir_changes_nothing_in_the_repository(capsys):
+    before = tree_digest(ROOT)
+    assert main(["--profile", "smoke", "--data-dir", "/nonexistent"]) == 2
+    assert tree_digest(ROOT) == before
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot start:") and "Traceback" not in error
+
+
+def test_a_failing_notebook_leaves_its_previous_outputs_and_keeps_the_failed_copy(tmp_path):
+    root = fake_repository(tmp_path, ["PROFILE = 'auto'", WRITE_FIGURES, "raise RuntimeError('cell 3 broke')"])
+    before = tree_digest(root)
+    with pytest.raises(NotebookFailed, match="previous outputs are unchanged") as failed:
+        execute("01_ssm_zoh_discretization", root, PARAMETERS, None)
+    assert tree_digest(root) == before
+    kept = root / "results/cache/failed/01_ssm_zoh_discretization/notebooks/executed/01_ssm_zoh_discretization.ipynb"
+    assert str(kept) in str(failed.value) and "cell 3 broke" in kept.read_text()
+
+
+def test_a_notebook_that_ran_replaces_exactly_its_own_outputs(tmp_path):
+    root = fake_repository(tmp_path, ["PROFILE = 'auto'", WRITE_FIGURES])
+    execute("01_ssm_zoh_discretization", root, PARAMETERS, None)
+    assert (root / "figures/01_kept.png").read_text() == "new" and (root / "figures/01_fresh.png").exists()
+    assert not (root / "figures/01_old.png").exists() and not (root / "results/tables/01_table.csv").exists()
+    assert (root / "figures/02_other.png").read_text() == "old figures/02_other.png"
+    assert (root / "results/runs/smoke/a-run/metrics.json").exists()
+    executed = nbformat.read(root / "notebooks/executed/01_ssm_zoh_discretization.ipynb", as_version=4)
+    assert executed.metadata.papermill.parameters["PROFILE"] == "smoke"
+    assert not (root / "results/cache/staging/01_ssm_zoh_discretization").exists()
+
+
+def test_an_output_without_the_notebooks_prefix_is_refused(tmp_path):
+    stage = tmp_path / "stage"
+    (stage / "figures").mkdir(parents=True)
+    (stage / "figures" / "05_wrong.png").write_text("x")
+    with pytest.raises(ReproduceInputError, match="without its 01_ prefix"):
+        promote(stage, tmp_path, "01_ssm_zoh_discretization")
+
+
+def test_a_matching_run_is_reused_and_a_stale_one_moved_aside_never_deleted(tmp_path, capsys):
+    data = tiny_data()
+    first = ensure_run(tiny_config(tmp_path, epochs=1), data, progress=False)
+    stamp = (first.run_dir / "metrics.json").stat().st_mtime_ns
+    assert (first.run_dir / FINGERPRINT_FILE).exists()
+    again = ensure_run(tiny_config(tmp_path, epochs=1), data, progress=False)
+    assert (again.run_dir / "metrics.json").stat().st_mtime_ns == stamp
+    fingerprint = json.loads((first.run_dir / FINGERPRINT_FILE).read_text())
+    fingerprint["code_sha256"] = "older code"
+    (first.run_dir / FINGERPRINT_FILE).write_text(json.dumps(fingerprint))
+    ensure_run(tiny_config(tmp_path, epochs=1), data, progress=False)
+    superseded = list((tmp_path.parent / f"{tmp_path.name}-superseded").glob("tiny-*"))
+    assert len(superseded) == 1 and (superseded[0] / "metrics.json").exists()
+    assert "its code_sha256 differ from this one's; moved to" in capsys.readouterr().out
+
+
+def test_an_unfinished_run_is_moved_aside_and_trained_again(tmp_path):
+    data = tiny_data()
+    run = tmp_path / "tiny"
+    run.mkdir()
+    (run / "status.json").write_text('{"status": "failed"}')
+    record = ensure_run(tiny_config(tmp_path, epochs=1), data, progress=False)
+    assert record.metrics["epochs"] == 1
+    assert (next((tmp_path.parent / f"{tmp_path.name}-superseded").glob("tiny-*")) / "status.json").exists()
