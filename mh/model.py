@@ -237,7 +237,7 @@ class MambaHash(nn.Module):
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone: images (B, 3, H, W) → stage-4 map (B, 512, ⌈H/32⌉, ⌈W/32⌉)."""
-        _check_images(images)
+        _check_images(images, self.hash.weight.dtype)
         grid = images
         for stage in self.stages:
             grid = stage(grid)
@@ -258,10 +258,20 @@ class MambaHash(nn.Module):
         return torch.tanh(self.hash(grid.mean(dim=(2, 3))))
 
 
-def _check_images(images: torch.Tensor) -> None:
+def _check_images(images: torch.Tensor, dtype: torch.dtype | None = None) -> None:
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"expected images of shape (B, 3, H, W); got {shape}")
+    if not images.is_floating_point():
+        raise ValueError(
+            f"images are {images.dtype}; the network takes normalised floating-point pixels: "
+            "convert with mh.data.build_transform (or images.float() / 255 and normalise)"
+        )
+    if dtype is not None and images.dtype != dtype and not torch.is_autocast_enabled(images.device.type):
+        raise ValueError(
+            f"images are {images.dtype} but the network's weights are {dtype}: convert one to the other "
+            f"(images.to({dtype}) or model.to({images.dtype}))"
+        )
     if min(images.shape[-2:]) < MIN_IMAGE_SIZE:
         raise ValueError(
             f"images must be at least {MIN_IMAGE_SIZE}×{MIN_IMAGE_SIZE} (the network downsamples 32×); "

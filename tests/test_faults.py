@@ -195,3 +195,46 @@ def test_the_train_command_line_reports_a_refused_resume_with_exit_code_2(finish
     ]
     assert train_main(argv) == 2
     assert "would change the record" in capsys.readouterr().err
+
+
+KILL_DURING_SECOND_EPOCH = """
+import os, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from test_train import tiny_config, tiny_data
+import mh.train
+
+original = mh.train.save_checkpoint
+
+
+def save_or_die(run):
+    if len(run.history) == 2:  # epoch 2's steps are logged, its checkpoint not yet written
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(run)
+
+
+mh.train.save_checkpoint = save_or_die
+mh.train.fit(tiny_config(Path(sys.argv[1]), run_name="killed"), progress=False, data=tiny_data())
+"""
+
+
+def test_a_resume_after_sigkill_is_bit_identical_to_an_uninterrupted_run(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_DURING_SECOND_EPOCH, str(tmp_path), str(Path(__file__).parent)], check=False
+    )
+    assert killed.returncode == -9 and read_status(tmp_path / "killed") == "running"
+    data = tiny_data()
+    resumed = fit(tiny_config(tmp_path, run_name="killed"), resume=True, progress=False, data=data)
+    straight = fit(tiny_config(tmp_path, run_name="straight"), progress=False, data=data)
+    a, b = (torch.load(r.run_dir / "checkpoint.ckpt", weights_only=False)["model"] for r in (resumed, straight))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    pd.testing.assert_frame_equal(
+        pd.read_csv(resumed.run_dir / "losses.csv"), pd.read_csv(straight.run_dir / "losses.csv")
+    )
+    assert resumed.metrics["map"] == straight.metrics["map"]

@@ -148,6 +148,18 @@ def test_bad_model_arguments_fail_at_construction_with_their_name(arguments, mes
         MambaHash(**arguments)
 
 
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "images are torch.uint8; the network takes normalised"),
+        (torch.zeros(1, 3, 32, 32, dtype=torch.float64), "images are torch.float64 but the network's weights are"),
+    ],
+)
+def test_images_of_another_dtype_are_named_with_the_conversion(images, message):
+    with pytest.raises(ValueError, match=message):
+        MambaHash(16, depths=(1, 1, 1, 1), dims=(16, 16, 16, 16))(images)
+
+
 def test_the_model_runs_in_float64_end_to_end():
     model = MambaHash(16, depths=(1, 1, 1, 1), dims=(16, 16, 16, 16)).double().eval()
     images = torch.randn(2, 3, 32, 32, dtype=torch.float64)

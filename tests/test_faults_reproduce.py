@@ -134,3 +134,14 @@ def test_an_unfinished_run_is_moved_aside_and_trained_again(tmp_path):
     record = ensure_run(tiny_config(tmp_path, epochs=1), data, progress=False)
     assert record.metrics["epochs"] == 1
     assert (next((tmp_path.parent / f"{tmp_path.name}-superseded").glob("tiny-*")) / "status.json").exists()
+
+
+def test_a_run_evaluated_more_often_is_reused_and_one_evaluated_less_often_is_not(tmp_path):
+    data = tiny_data()
+    every_epoch = ensure_run(tiny_config(tmp_path, epochs=2, eval_every=1), data, progress=False)
+    stamp = (every_epoch.run_dir / "metrics.json").stat().st_mtime_ns
+    ensure_run(tiny_config(tmp_path, epochs=2, eval_every=2), data, progress=False)
+    assert (every_epoch.run_dir / "metrics.json").stat().st_mtime_ns == stamp
+    last_only = ensure_run(tiny_config(tmp_path, run_name="sparse", epochs=2, eval_every=2), data, progress=False)
+    again = ensure_run(tiny_config(tmp_path, run_name="sparse", epochs=2, eval_every=1), data, progress=False)
+    assert again.history["map"].notna().sum() == 2 and last_only.history["map"].notna().sum() == 1

@@ -5,9 +5,10 @@
 
 A run is reused, so notebooks that need the same run share it, only when it finished and was trained by the
 same code with the same settings: ``ensure_run`` writes ``fingerprint.json`` beside the run (the settings that
-change a result and a digest of the training code, ``mh/`` outside ``mh/repro``). A run that does not match —
-other code, other settings, or a run that never finished — is never deleted: it is moved to
-``<runs_dir>-superseded/`` and trained again; the message says which and why. A finished run without a
+change a result and a digest of the training code, ``mh/`` outside ``mh/repro``). A run evaluated more often
+than asked is reused too (notebook 03 evaluates every epoch for its curves; 04 and 07 only need the last).
+A run that does not match — other code, other settings, or a run that never finished — is never deleted: it
+is moved to ``<runs_dir>-superseded/`` and trained again; the message says which and why. A finished run without a
 fingerprint (trained with ``python -m mh.train`` by hand) is reused when its ``config.json`` matches.
 """
 
@@ -26,7 +27,7 @@ import pandas as pd
 from mh.data import HashingData
 from mh.evaluate import evaluate_run
 from mh.io import PROJECT_ROOT, read_json, write_json
-from mh.runrecord import RESULT_FIELDS, read_status, resume_conflicts
+from mh.runrecord import PROFILE_FIELDS_FREE, RESULT_FIELDS, read_status, resume_conflicts
 from mh.train import TrainConfig, fit
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -81,17 +82,26 @@ def training_code_digest(package: Path = PROJECT_ROOT / "mh") -> str:
 
 
 def run_fingerprint(config: TrainConfig) -> dict:
-    """What a run's result depends on: the result settings, the resolved profile, the training code."""
+    """What a run's result depends on: the result settings, the resolved profile, the training code. Not in it:
+    what changes no number (``PROFILE_FIELDS_FREE``) and ``eval_every``, which only decides the epochs evaluated
+    on the way (``covers_evaluations`` checks those)."""
     profile = dataclasses.asdict(config.resolved_profile())
+    ignored = {*PROFILE_FIELDS_FREE, "eval_every"}
     return json.loads(
         json.dumps(
             {
                 "settings": {field: getattr(config, field) for field in RESULT_FIELDS},
-                "profile": {key: value for key, value in profile.items() if key != "note"},
+                "profile": {key: value for key, value in profile.items() if key not in ignored},
                 "code_sha256": training_code_digest(),
             }
         )
     )
+
+
+def covers_evaluations(stored_every: int, requested_every: int) -> bool:
+    """A run evaluated every ``stored_every`` epochs (and at the last) has every evaluation a request for
+    ``requested_every`` needs when the latter is a multiple of the former."""
+    return requested_every % stored_every == 0
 
 
 def stale_reason(run_dir: Path, config: TrainConfig, fingerprint: dict) -> str | None:
@@ -101,14 +111,17 @@ def stale_reason(run_dir: Path, config: TrainConfig, fingerprint: dict) -> str |
     status = read_status(run_dir)
     if status != "finished":
         return f"its status is {status!r}, not finished"
+    stored_config = read_json(run_dir / "config.json", "run configuration")
+    stored_every = stored_config.get("resolved_profile", {}).get("eval_every", 1)
+    if not covers_evaluations(stored_every, config.resolved_profile().eval_every):
+        return f"it was evaluated every {stored_every} epochs, fewer than every {config.resolved_profile().eval_every}"
     stored_path = run_dir / FINGERPRINT_FILE
     if stored_path.exists():
         stored = read_json(stored_path)
         changed = [key for key in fingerprint if stored.get(key) != fingerprint[key]]
         return f"its {' and '.join(changed)} differ from this one's" if changed else None
-    requested = dataclasses.asdict(config)
-    stored_config = read_json(run_dir / "config.json", "run configuration")
-    conflicts = resume_conflicts(stored_config, requested, dataclasses.asdict(config.resolved_profile()), False)
+    requested_profile = {k: v for k, v in dataclasses.asdict(config.resolved_profile()).items() if k != "eval_every"}
+    conflicts = resume_conflicts(stored_config, dataclasses.asdict(config), requested_profile, False)
     return f"its settings differ ({'; '.join(conflicts)})" if conflicts else None
 
 
