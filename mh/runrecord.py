@@ -9,12 +9,17 @@ requested setting that differs from it (the fields of ``RESULT_FIELDS`` and the 
 only when asked (``--extend-epochs``). Where the run was, the data, device or logging interval may change.
 ``truncate_step_log`` drops the step rows of an epoch whose checkpoint was never written (a kill between
 the two writes), so losses.csv always matches the checkpoint. ``finish_run`` writes the final record
-(history, metrics, status, manifest) once every epoch is done.
+(history, metrics, fingerprint, status, manifest) once every epoch is done; ``run_fingerprint`` is what a
+result depends on (result settings, resolved profile, a digest of the training code), so that a cached run
+can be told apart from a stale one (``mh.repro.runs.ensure_run``).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +31,7 @@ from mh.metrics import RANKING_CONVENTION
 from mh.repro.manifest import run_manifest
 
 STATUS_FILE = "status.json"
+FINGERPRINT_FILE = "fingerprint.json"
 RESULT_FIELDS = (
     "dataset",
     "bits",
@@ -134,6 +140,33 @@ def open_run_directory(config, resume: bool, collective) -> RunWriter:
     return writer
 
 
+def training_code_digest(package: Path = Path(__file__).resolve().parent) -> str:
+    """SHA-256 over the training code: every ``.py`` under ``mh/`` except ``mh/repro`` (notebook helpers)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] != "repro":
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_fingerprint(config) -> dict:
+    """What the run of ``config`` (a ``mh.train.TrainConfig``) depends on: the result settings, the resolved
+    profile, the training code. Not in it: what changes no number (``PROFILE_FIELDS_FREE``) and ``eval_every``,
+    which only decides the epochs evaluated on the way (``mh.repro.runs.covers_evaluations`` checks those)."""
+    profile = dataclasses.asdict(config.resolved_profile())
+    ignored = {*PROFILE_FIELDS_FREE, "eval_every"}
+    return json.loads(
+        json.dumps(
+            {
+                "settings": {field: getattr(config, field) for field in RESULT_FIELDS},
+                "profile": {key: value for key, value in profile.items() if key not in ignored},
+                "code_sha256": training_code_digest(),
+            }
+        )
+    )
+
+
 @dataclass
 class RunResult:
     run_dir: Path
@@ -142,8 +175,8 @@ class RunResult:
 
 
 def finish_run(run) -> RunResult:
-    """history.csv, metrics.json (last epoch's mAP, best-on-query kept apart), status ``finished`` and the
-    manifest of a ``mh.train.Run`` whose epochs are all done."""
+    """history.csv, metrics.json (last epoch's mAP, best-on-query kept apart), fingerprint.json, status
+    ``finished`` and the manifest of a ``mh.train.Run`` whose epochs are all done."""
     config, history = run.config, run.history
     run.writer.table("history.csv", history)
     evaluated = [row for row in history if row["map"] is not None]
@@ -160,6 +193,7 @@ def finish_run(run) -> RunResult:
         "ranking_convention": RANKING_CONVENTION,
     }
     run.writer.json("metrics.json", metrics)
+    run.writer.json(FINGERPRINT_FILE, run_fingerprint(config))
     if run.writer.is_writer:
         write_status(run.writer.run_dir, "finished")
     run.writer.json(

@@ -10,7 +10,8 @@ import pytest
 from test_train import tiny_config, tiny_data
 
 from mh.repro.reproduce import NotebookFailed, ReproduceInputError, execute, main, promote, run_notebooks
-from mh.repro.runs import FINGERPRINT_FILE, ensure_run
+from mh.repro.runs import ensure_run
+from mh.runrecord import FINGERPRINT_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = {"PROFILE": "smoke", "SEED": 0, "DEVICE": "cpu"}
@@ -145,3 +146,12 @@ def test_a_run_evaluated_more_often_is_reused_and_one_evaluated_less_often_is_no
     last_only = ensure_run(tiny_config(tmp_path, run_name="sparse", epochs=2, eval_every=2), data, progress=False)
     again = ensure_run(tiny_config(tmp_path, run_name="sparse", epochs=2, eval_every=1), data, progress=False)
     assert again.history["map"].notna().sum() == 2 and last_only.history["map"].notna().sum() == 1
+
+
+def test_a_run_without_a_fingerprint_is_not_trusted(tmp_path, capsys):
+    data = tiny_data()
+    first = ensure_run(tiny_config(tmp_path, epochs=1), data, progress=False)
+    (first.run_dir / FINGERPRINT_FILE).unlink()
+    ensure_run(tiny_config(tmp_path, epochs=1), data, progress=False)
+    assert "has no fingerprint.json" in capsys.readouterr().out
+    assert (first.run_dir / FINGERPRINT_FILE).exists()

@@ -67,6 +67,8 @@ def test_a_run_writes_everything_it_promises(tmp_path):
         "losses.csv",
         "metrics.json",
         "codes.npz",
+        "fingerprint.json",
+        "status.json",
         "checkpoint.ckpt",
     } <= files
     manifest = json.loads((result.run_dir / "manifest.json").read_text())

@@ -4,19 +4,16 @@
     record.metrics["map"], record.evaluation["precision_within_hamming_2"], record.curves, record.losses
 
 A run is reused, so notebooks that need the same run share it, only when it finished and was trained by the
-same code with the same settings: ``ensure_run`` writes ``fingerprint.json`` beside the run (the settings that
-change a result and a digest of the training code, ``mh/`` outside ``mh/repro``). A run evaluated more often
-than asked is reused too (notebook 03 evaluates every epoch for its curves; 04 and 07 only need the last).
+same code with the same settings: every run's ``fingerprint.json`` (written by ``mh.train``:
+``mh.runrecord.run_fingerprint``) holds the settings that change a result and a digest of the training code.
+A run evaluated more often than asked is reused too (notebook 03 evaluates every epoch for its curves; 04
+and 07 only need the last).
 A run that does not match — other code, other settings, or a run that never finished — is never deleted: it
-is moved to ``<runs_dir>-superseded/`` and trained again; the message says which and why. A finished run without a
-fingerprint (trained with ``python -m mh.train`` by hand) is reused when its ``config.json`` matches.
+is moved to ``<runs_dir>-superseded/`` and trained again; the message says which and why.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -26,11 +23,9 @@ import pandas as pd
 
 from mh.data import HashingData
 from mh.evaluate import evaluate_run
-from mh.io import PROJECT_ROOT, read_json, write_json
-from mh.runrecord import PROFILE_FIELDS_FREE, RESULT_FIELDS, read_status, resume_conflicts
+from mh.io import read_json
+from mh.runrecord import FINGERPRINT_FILE, read_status, run_fingerprint
 from mh.train import TrainConfig, fit
-
-FINGERPRINT_FILE = "fingerprint.json"
 
 
 @dataclass
@@ -71,33 +66,6 @@ def load_run(run_dir: str | Path) -> RunRecord:
     )
 
 
-def training_code_digest(package: Path = PROJECT_ROOT / "mh") -> str:
-    """SHA-256 over the training code: every ``.py`` under ``mh/`` except ``mh/repro`` (notebook helpers)."""
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
-        relative = path.relative_to(package)
-        if relative.parts[0] != "repro":
-            digest.update(str(relative).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def run_fingerprint(config: TrainConfig) -> dict:
-    """What a run's result depends on: the result settings, the resolved profile, the training code. Not in it:
-    what changes no number (``PROFILE_FIELDS_FREE``) and ``eval_every``, which only decides the epochs evaluated
-    on the way (``covers_evaluations`` checks those)."""
-    profile = dataclasses.asdict(config.resolved_profile())
-    ignored = {*PROFILE_FIELDS_FREE, "eval_every"}
-    return json.loads(
-        json.dumps(
-            {
-                "settings": {field: getattr(config, field) for field in RESULT_FIELDS},
-                "profile": {key: value for key, value in profile.items() if key not in ignored},
-                "code_sha256": training_code_digest(),
-            }
-        )
-    )
-
-
 def covers_evaluations(stored_every: int, requested_every: int) -> bool:
     """A run evaluated every ``stored_every`` epochs (and at the last) has every evaluation a request for
     ``requested_every`` needs when the latter is a multiple of the former."""
@@ -116,13 +84,11 @@ def stale_reason(run_dir: Path, config: TrainConfig, fingerprint: dict) -> str |
     if not covers_evaluations(stored_every, config.resolved_profile().eval_every):
         return f"it was evaluated every {stored_every} epochs, fewer than every {config.resolved_profile().eval_every}"
     stored_path = run_dir / FINGERPRINT_FILE
-    if stored_path.exists():
-        stored = read_json(stored_path)
-        changed = [key for key in fingerprint if stored.get(key) != fingerprint[key]]
-        return f"its {' and '.join(changed)} differ from this one's" if changed else None
-    requested_profile = {k: v for k, v in dataclasses.asdict(config.resolved_profile()).items() if k != "eval_every"}
-    conflicts = resume_conflicts(stored_config, dataclasses.asdict(config), requested_profile, False)
-    return f"its settings differ ({'; '.join(conflicts)})" if conflicts else None
+    if not stored_path.exists():
+        return f"it has no {FINGERPRINT_FILE} (trained before runs recorded their code), so its code is unknown"
+    stored = read_json(stored_path)
+    changed = [key for key in fingerprint if stored.get(key) != fingerprint[key]]
+    return f"its {' and '.join(changed)} differ from this one's" if changed else None
 
 
 def supersede(run_dir: Path, reason: str) -> Path:
@@ -146,7 +112,6 @@ def ensure_run(config: TrainConfig, data: HashingData | None = None, progress: b
     if not (run_dir / "metrics.json").exists():
         print(f"training {config.model} ({config.bits} bits, profile {config.profile}) …")
         fit(config, data=data, progress=progress)
-        write_json(run_dir / FINGERPRINT_FILE, fingerprint)
     if not (run_dir / "evaluation.json").exists():
         evaluate_run(run_dir)
     return load_run(run_dir)
