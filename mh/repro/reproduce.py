@@ -105,7 +105,7 @@ def check_inputs(root: Path, notebooks: list[str], data_dir: str | None) -> None
         raise ReproduceInputError("cannot start:\n  " + "\n  ".join(problems))
 
 
-def staged_outputs(stage: Path, name: str) -> list[tuple[Path, Path]]:
+def staged_outputs(stage: Path) -> list[tuple[Path, Path]]:
     """(staged file, its place in the repository) for every output a notebook wrote to ``stage``."""
     pairs = []
     for folder in OUTPUT_FOLDERS:
@@ -119,7 +119,7 @@ def promote(stage: Path, root: Path, name: str) -> list[Path]:
     """Replace notebook ``name``'s previous outputs (NN_* in figures/, results/tables/, notebooks/executed/)
     by the staged ones; returns the files now in place. Each file is moved with an atomic rename."""
     prefix = f"{name[:2]}_"
-    staged = staged_outputs(stage, name)
+    staged = staged_outputs(stage)
     foreign = [str(relative) for _, relative in staged if not relative.name.startswith(prefix)]
     if foreign:
         raise ReproduceInputError(f"notebook {name} wrote outputs without its {prefix} prefix: {foreign}")
