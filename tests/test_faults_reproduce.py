@@ -9,7 +9,15 @@ import nbformat
 import pytest
 from test_train import tiny_config, tiny_data
 
-from mh.repro.reproduce import NotebookFailed, ReproduceInputError, execute, main, promote, run_notebooks
+from mh.repro.reproduce import (
+    NotebookFailed,
+    ReproduceInputError,
+    execute,
+    main,
+    promote,
+    run_notebooks,
+    supersede_profile_runs,
+)
 from mh.repro.runs import ensure_run
 from mh.runrecord import FINGERPRINT_FILE
 
@@ -155,3 +163,11 @@ def test_a_run_without_a_fingerprint_is_not_trusted(tmp_path, capsys):
     ensure_run(tiny_config(tmp_path, epochs=1), data, progress=False)
     assert "has no fingerprint.json" in capsys.readouterr().out
     assert (first.run_dir / FINGERPRINT_FILE).exists()
+
+
+def test_fresh_runs_moves_every_run_aside_without_deleting_it(tmp_path):
+    root = fake_repository(tmp_path, ["PROFILE = 'auto'"])
+    moved = supersede_profile_runs(root, "smoke")
+    assert [path.name.startswith("a-run-") for path in moved] == [True]
+    assert moved[0].parent == root / "results/runs/smoke-superseded" and (moved[0] / "metrics.json").exists()
+    assert not (root / "results/runs/smoke/a-run").exists()

@@ -50,6 +50,7 @@ from mh.data import DataNotFoundError, locate_cifar10
 from mh.io import PROJECT_ROOT, atomic_output, write_json
 from mh.repro.manifest import run_manifest
 from mh.repro.profiles import PROFILES, resolve_profile
+from mh.repro.runs import supersede
 from mh.repro.workspace import STAGING_VARIABLE
 
 ROOT = PROJECT_ROOT
@@ -135,16 +136,11 @@ def promote(stage: Path, root: Path, name: str) -> list[Path]:
     return [root / relative for relative in sorted(new)]
 
 
-def supersede_profile_runs(root: Path, profile: str) -> Path | None:
-    """--fresh-runs: move results/runs/<profile> to results/runs/<profile>-superseded/<UTC time> (not deleted)."""
+def supersede_profile_runs(root: Path, profile: str) -> list[Path]:
+    """--fresh-runs: move every run of results/runs/<profile> aside as ``mh.repro.runs.supersede`` moves a stale
+    one (to results/runs/<profile>-superseded/, never deleted); returns where they went."""
     runs = root / "results" / "runs" / profile
-    if not runs.exists() or not any(runs.iterdir()):
-        return None
-    target = runs.with_name(f"{profile}-superseded") / time.strftime("all-%Y%m%dT%H%M%SZ", time.gmtime())
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(runs), str(target))
-    print(f"[reproduce] --fresh-runs: moved {runs} to {target}", flush=True)
-    return target
+    return [supersede(run_dir, "--fresh-runs") for run_dir in sorted(runs.glob("*")) if run_dir.is_dir()]
 
 
 def run_stamps(root: Path, profile: str) -> dict[str, int]:
