@@ -17,6 +17,39 @@ from mh.directions import map_to_tokens, to_grid, to_sequence, tokens_to_map
 from mh.scan import selective_scan
 
 
+def initial_dt_bias(channels: int, dt_min: float = 1e-3, dt_max: float = 1e-1, floor: float = 1e-4) -> torch.Tensor:
+    """Mamba's Δ-bias initialisation, (channels,): softplus⁻¹ of Δ drawn log-uniformly in [dt_min, dt_max]."""
+    dt = torch.exp(torch.rand(channels) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=floor)
+    return dt + torch.log(-torch.expm1(-dt))
+
+
+def initial_A_log(channels: int, d_state: int) -> torch.Tensor:
+    """S4D-real initialisation, (channels, d_state): A_log = log(1..N), so A = −exp(A_log) = −(1..N)."""
+    return torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(channels, 1)
+
+
+def run_scan(scan_backend, u, delta, A_log, B, C, D, delta_bias) -> torch.Tensor:
+    """The S6 scan of Eq. 2 with A = −exp(A_log) and softplus(Δ + bias), in float32 (float64 for float64 input).
+
+    ``scan_backend`` is a backend name of ``mh.scan.selective_scan`` or a callable with its signature
+    (``mh.repro.complexity`` passes one that fvcore counts as a single op). Shapes as ``selective_scan``:
+    u, delta (b, d, l); A_log (d, n); B, C (b, n, l) or (b, g, n, l); D, delta_bias (d,) → y (b, d, l).
+    """
+    scan_dtype = torch.promote_types(u.dtype, torch.float32)
+    scan, backend = (scan_backend, {}) if callable(scan_backend) else (selective_scan, {"backend": scan_backend})
+    return scan(
+        u.to(scan_dtype),
+        delta.to(scan_dtype),
+        -torch.exp(A_log.to(scan_dtype)),
+        B.to(scan_dtype),
+        C.to(scan_dtype),
+        D=D.to(scan_dtype),
+        delta_bias=delta_bias.to(scan_dtype),
+        delta_softplus=True,
+        **backend,
+    )
+
+
 class DirectionalSSM(nn.Module):
     """VSSS block scanning one direction (Eq. 7): LN(SS1D(DWConv3×3(x W₂ + b₂))) ⊙ SiLU(z), then W₃.
 
@@ -54,10 +87,8 @@ class DirectionalSSM(nn.Module):
         self.x_proj_weight = nn.Parameter(torch.empty(1, dt_rank + 2 * d_state, dim))
         nn.init.trunc_normal_(self.x_proj_weight, std=0.02)
         self.dt_projs_weight = nn.Parameter(torch.empty(1, dim, dt_rank).uniform_(-(dt_rank**-0.5), dt_rank**-0.5))
-        dt = torch.exp(torch.rand(dim) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=dt_init_floor)
-        self.dt_projs_bias = nn.Parameter((dt + torch.log(-torch.expm1(-dt))).unsqueeze(0))  # softplus⁻¹(dt)
-        self.A_logs = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(dim, 1))
+        self.dt_projs_bias = nn.Parameter(initial_dt_bias(dim, dt_min, dt_max, dt_init_floor).unsqueeze(0))
+        self.A_logs = nn.Parameter(initial_A_log(dim, d_state))
         self.Ds = nn.Parameter(torch.ones(dim))
         self.out_norm = nn.LayerNorm(dim)
         self.out_proj = nn.Linear(dim, dim, bias=False)
@@ -70,21 +101,7 @@ class DirectionalSSM(nn.Module):
         projected = torch.einsum("bdl,cd->bcl", u, self.x_proj_weight[0])
         delta_raw, B, C = projected.split([self.dt_rank, self.d_state, self.d_state], dim=1)
         delta = torch.einsum("brl,dr->bdl", delta_raw, self.dt_projs_weight[0])
-        scan_dtype = torch.promote_types(u.dtype, torch.float32)
-        scan, backend = (
-            (self.scan_backend, {}) if callable(self.scan_backend) else (selective_scan, {"backend": self.scan_backend})
-        )
-        y = scan(
-            u.to(scan_dtype),
-            delta.to(scan_dtype),
-            -torch.exp(self.A_logs.to(scan_dtype)),
-            B.to(scan_dtype),
-            C.to(scan_dtype),
-            D=self.Ds.to(scan_dtype),
-            delta_bias=self.dt_projs_bias[0].to(scan_dtype),
-            delta_softplus=True,
-            **backend,
-        )
+        y = run_scan(self.scan_backend, u, delta, self.A_logs, B, C, self.Ds, self.dt_projs_bias[0])
         y = to_grid(y, self.order, height, width).permute(0, 2, 3, 1)  # (B, H, W, D)
         y = self.out_norm(y).to(z.dtype)
         return self.out_proj(y * F.silu(z))
