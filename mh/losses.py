@@ -1,4 +1,4 @@
-"""The DPSH pairwise objective with quantization (paper §3.5, Eq. 17–18).
+"""Hashing objectives: DPSH with quantization (MambaHash §3.5, Eq. 17–18) and MpVH's pairwise regression (§3.6).
 
     θ_ij = ½ h_iᵀ h_j
     J₂ = Σ_ij [log(1 + e^θ_ij) − s_ij θ_ij] + η Σ_i ‖h_i − sign(h_i)‖²
@@ -14,6 +14,14 @@ Two forms:
         rate differ). Rows of U not yet filled hold zeros: θ = 0, constant loss, no gradient.
     in-batch: pairs within the batch only (the textbook DPSH form), averaged over batch².
 The quantization term is averaged over the batch's code elements in both forms, as in the released code.
+
+MpVH (Zhou et al., ACM MM 2026, §3.6), in-batch pairs:
+
+    L = λ₁ L_H + λ₂ L_Q,   L_H = Σ_ij (h_iᵀh_j − k S_ij)²,   L_Q = Σ_i ‖h_i − b_i‖²,   b_i = sign(h_i)
+
+λ₁ = λ₂ = 1 (the paper's Table 5 best). The paper does not give k; codes of length K have h_iᵀh_j ∈ [−K, K],
+so k = K asks similar pairs for identical codes and dissimilar ones for orthogonal codes (``scale``). Sums
+become means over pairs and over images (as for DPSH): only the learning rate's scale changes.
 """
 
 from __future__ import annotations
@@ -90,3 +98,42 @@ class DPSHLoss(nn.Module):
         quantization = quantization_error(codes)
         self.last_terms = {"likelihood": likelihood.detach(), "quantization": quantization.detach()}
         return likelihood + self.quantization_weight * quantization
+
+
+class PairwiseRegressionLoss(nn.Module):
+    """MpVH's objective (§3.6) as a module: ``loss = criterion(codes (B, K), labels (B,) or (B, C))`` → scalar.
+
+    Args (the training engine's loss signature; ``num_train`` is unused, pairs are in-batch):
+        bits: K. num_classes: C.
+        quantization_weight: λ₂ (``None``: the paper's 1). pair_weight: λ₁ (1).
+        scale: k of L_H (``None``: K).
+    ``last_terms`` holds the detached terms ``pairs`` and ``quantization`` after each call.
+    """
+
+    default_quantization_weight = 1.0  # λ₂ of the paper; not the DPSH η of the dataset
+
+    def __init__(
+        self,
+        num_train: int,
+        bits: int,
+        num_classes: int,
+        quantization_weight: float | None = None,
+        scale: float | None = None,
+        pair_weight: float = 1.0,
+    ):
+        super().__init__()
+        self.num_classes = num_classes
+        self.scale = float(bits if scale is None else scale)
+        self.pair_weight = pair_weight
+        self.quantization_weight = (
+            self.default_quantization_weight if quantization_weight is None else quantization_weight
+        )
+        self.last_terms: dict[str, torch.Tensor] = {}
+
+    def forward(self, codes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        codes = codes.to(torch.promote_types(codes.dtype, torch.float32))
+        labels = label_rows(labels, self.num_classes).to(codes.device, codes.dtype)
+        pairs = (codes @ codes.t() - self.scale * similarity(labels, labels)).pow(2).mean()
+        quantization = (codes - codes.detach().sign()).pow(2).sum(dim=1).mean()
+        self.last_terms = {"pairs": pairs.detach(), "quantization": quantization.detach()}
+        return self.pair_weight * pairs + self.quantization_weight * quantization

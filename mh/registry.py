@@ -6,16 +6,19 @@ and its training recipe — a loss of ``LOSSES`` and an optimizer of ``OPTIMIZER
 builds (model, loss, optimizer) from the model's name, and a new loss or optimizer is one entry here.
 
 Names: ``mambahash`` and its ablations ``mambahash-no_ciam`` (w/o C), ``mambahash-no_afem`` (w/o F),
-``mambahash-plain`` (MambaHash*), then ``resnet50``, ``vit_l_32``, ``hybridhash`` (``mh.baselines``).
+``mambahash-plain`` (MambaHash*), then ``resnet50``, ``vit_l_32``, ``hybridhash`` (``mh.baselines``), and
+``mpvh`` (the Mamba-prompted ViT of the family, ``mh.family.mpvh``: its own loss and two-group SGD).
 A bare variant name (``full``, ``no_ciam``, …) or ``mambahash-full`` is accepted by ``resolve_model_name``.
 
 ``pretrained`` is a local weights file (GroupMamba-S for MambaHash, torchvision's resnet50 / vit_l_32,
-timm's ``nest_base_jx`` or the authors' checkpoints for HybridHash); what loaded is reported.
+timm's ``nest_base_jx`` or the authors' checkpoints for HybridHash, timm's ``vit_base_patch16_224`` for MpVH);
+what loaded is reported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,7 +26,8 @@ import torch
 from torch import nn
 
 from mh.baselines import HybridHash, ResNet50Hash, ViTL32Hash
-from mh.losses import DPSHLoss
+from mh.family import MpVH
+from mh.losses import DPSHLoss, PairwiseRegressionLoss
 from mh.model import MambaHash, check_bits, load_groupmamba_weights
 from mh.weights import LoadReport, load_weights
 
@@ -59,6 +63,7 @@ def _with_options(build: Callable[..., nn.Module], *accepted: str) -> Callable[.
 # widths), so that a CPU trains seven of them in minutes; their numbers are labelled "reduced nets".
 REDUCED_MAMBAHASH = {"depths": (1, 1, 1, 1), "dims": (32, 64, 176, 256)}  # paper: (3, 4, 16, 3), (64, 128, 348, 512)
 MODEL_SIZES = ("paper", "reduced")
+MPVH_OPTIONS = tuple(inspect.signature(MpVH.__init__).parameters)[3:]  # after self, bits, image_size
 
 
 MODELS: dict[str, ModelEntry] = {
@@ -84,6 +89,15 @@ MODELS: dict[str, ModelEntry] = {
         weights_hint="timm's nest_base_jx weights (jx_nest_base-8bc41011.pth)",
         reduced={"depths": (1, 1, 1)},  # paper: (2, 2, 15)
     ),
+    "mpvh": ModelEntry(
+        "MpVH",
+        _with_options(lambda bits, size, **options: MpVH(bits, image_size=size, **options), *MPVH_OPTIONS),
+        loss="mpvh",
+        optimizer="sgd_two_groups",
+        weights_hint="timm's vit_base_patch16_224 weights (model.safetensors or pytorch_model.bin)",
+        # paper: patch 16, width 768, depth 12, 12 heads, d_state 16; patch 8 gives 32 px images a 4×4 grid
+        reduced={"patch_size": 8, "embed_dim": 96, "depth": 4, "num_heads": 4, "d_state": 8},
+    ),
 }
 COMPARISON_BACKBONES = ("resnet50", "vit_l_32", "hybridhash", "mambahash")  # Table 3–4 order
 TABLE2_MODELS = {entry.variant: name for name, entry in MODELS.items() if entry.variant}
@@ -97,10 +111,36 @@ def _adam(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.
     return torch.optim.Adam(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
 
 
-# name → (num_train, bits, num_classes, quantization_weight) → loss module
-LOSSES: dict[str, Callable[..., nn.Module]] = {"dpsh": DPSHLoss}
+def _sgd_two_groups(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.Optimizer:
+    """MpVH §4.1: SGD with the pretrained backbone at 1/1000 of the new modules' rate and decay (3e-6 / 3e-3,
+    1e-9 / 1e-6 in the paper). Momentum is not stated; 0.9 here. Needs ``model.parameter_groups()``."""
+    if not hasattr(model, "parameter_groups"):
+        raise ValueError("sgd_two_groups needs a network with parameter_groups() (MpVH); choose rmsprop or adam")
+    groups = model.parameter_groups()
+    return torch.optim.SGD(
+        [
+            {"params": groups["backbone"], "lr": learning_rate * 1e-3, "weight_decay": weight_decay * 1e-3},
+            {"params": groups["prompting"], "lr": learning_rate, "weight_decay": weight_decay},
+        ],
+        lr=learning_rate,
+        momentum=0.9,
+    )
+
+
+# name → (num_train, bits, num_classes, quantization_weight) → loss module; a loss class may carry its own
+# ``default_quantization_weight`` (MpVH's λ₂ = 1), used when the run does not set one
+LOSSES: dict[str, Callable[..., nn.Module]] = {"dpsh": DPSHLoss, "mpvh": PairwiseRegressionLoss}
 # name → (model, learning_rate, weight_decay) → optimizer
-OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"rmsprop": _rmsprop, "adam": _adam}
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "rmsprop": _rmsprop,
+    "adam": _adam,
+    "sgd_two_groups": _sgd_two_groups,
+}
+
+
+def default_quantization_weight(loss: str, dataset_default: float) -> float:
+    """The quantization weight a run uses when none is given: the loss's own, else the dataset's η."""
+    return getattr(LOSSES[loss], "default_quantization_weight", dataset_default)
 
 
 def available_models() -> list[str]:
@@ -147,5 +187,5 @@ def load_pretrained(model: nn.Module, path, name: str) -> LoadReport:
     name = resolve_model_name(name)
     if isinstance(model, MambaHash):
         return load_groupmamba_weights(model, path, verbose=False)
-    rename = _nest_names if name == "hybridhash" else dict
+    rename = _nest_names if name == "hybridhash" else dict  # timm's ViT keys are MpVH's backbone keys
     return load_weights(model, path, rename=rename, hint=f"pass the local path of {MODELS[name].weights_hint}")

@@ -4,7 +4,8 @@
 
 The model's registry entry (``mh.registry``) names its loss and optimizer: for MambaHash and the Table 3
 backbones, DPSH's pairwise likelihood with quantization (Eq. 17–18) against a memory bank of the training
-codes, as in the released code, and RMSprop. ``--loss`` and ``--optimizer`` choose others. Differences
+codes, as in the released code, and RMSprop; for MpVH its pairwise regression loss (``mh.losses``) and SGD in
+two learning-rate groups. ``--loss`` and ``--optimizer`` choose others. Differences
 from the released ``newtrain.py``, each a choice:
 
 * gradients are zeroed every step; the released code calls ``zero_grad`` once before the epoch loop, so
@@ -52,7 +53,15 @@ from mh.engine import (
 )
 from mh.io import load_checkpoint
 from mh.model import PAPER_BITS, check_bits
-from mh.registry import LOSSES, MODEL_SIZES, MODELS, OPTIMIZERS, available_models, resolve_model_name
+from mh.registry import (
+    LOSSES,
+    MODEL_SIZES,
+    MODELS,
+    OPTIMIZERS,
+    available_models,
+    default_quantization_weight,
+    resolve_model_name,
+)
 from mh.repro.profiles import PROFILES, Profile, resolve_profile
 from mh.runrecord import RunResult, check_resume, finish_run, open_run_directory, truncate_step_log, write_status
 from mh.splits import PROTOCOLS, SPLIT_SEED
@@ -71,9 +80,10 @@ class TrainConfig:
     batch_size: int | None = None
     learning_rate: float | None = None
     image_size: int | None = None
+    transform_style: str | None = None  # "paper" or "released_cifar" (mh.data.build_transform)
     model_size: str | None = None  # "paper" or "reduced" (mh.registry); None: the profile's
     eval_every: int | None = None  # evaluate every N epochs (the last epoch always)
-    quantization_weight: float | None = None  # η; None: the dataset's (0.01 CIFAR-10, 0.05 others)
+    quantization_weight: float | None = None  # η; None: the loss's own (MpVH 1), else the dataset's (0.01 CIFAR-10)
     accumulate_gradients: bool = False
     data_dir: str | None = None
     runs_dir: str = "results/runs"
@@ -93,6 +103,7 @@ class TrainConfig:
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             image_size=self.image_size,
+            transform_style=self.transform_style,
             model_size=self.model_size,
             eval_every=self.eval_every,
         )
@@ -166,7 +177,10 @@ def start_run(
     )
     for part in ("train", "query", "database"):
         verify_images(getattr(data, part), config.verify_data, f"{part} images", progress)
-    eta = data.protocol.quantization_weight if config.quantization_weight is None else config.quantization_weight
+    loss_name = config.loss or MODELS[config.model].loss
+    eta = config.quantization_weight
+    if eta is None:
+        eta = default_quantization_weight(loss_name, data.protocol.quantization_weight)
     seed_everything(config.seed)
     parts = build_training(
         config.model, config.bits, profile, data, device, eta, config.loss, config.optimizer, config.pretrained
@@ -186,7 +200,7 @@ def start_run(
             **dataclasses.asdict(config),
             "resolved_profile": dataclasses.asdict(profile),
             "quantization_weight": eta,
-            "loss": config.loss or entry.loss,
+            "loss": loss_name,
             "optimizer": config.optimizer or profile.optimizer or entry.optimizer,
             "data": data.record,
         },
@@ -298,7 +312,9 @@ def evaluate_if_due(run: Run) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mh.train", description="Train a hashing network (DPSH objective).")
+    parser = argparse.ArgumentParser(
+        prog="python -m mh.train", description="Train a hashing network with its registry loss and optimizer."
+    )
     parser.add_argument("--dataset", default="cifar10", choices=list(PROTOCOLS))
     parser.add_argument("--bits", type=int, default=48, choices=PAPER_BITS)
     parser.add_argument(
@@ -316,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, dest="learning_rate")
     parser.add_argument("--image-size", type=int)
+    parser.add_argument(
+        "--transform-style", choices=["paper", "released_cifar"], help="image pipeline (default: the profile's)"
+    )
     parser.add_argument(
         "--model-size", choices=["paper", "reduced"], help="reduced: fewer blocks, same widths (default: the profile's)"
     )

@@ -79,7 +79,12 @@ def read_state_dict(
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no weights file at {path!r}; {hint}")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        if path.endswith(".safetensors"):  # the format of timm's files on the Hugging Face hub
+            from safetensors.torch import load_file
+
+            checkpoint = load_file(path)
+        else:
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ValueError(f"{path!r} is not a PyTorch checkpoint that loads safely: {error}") from error
     while isinstance(checkpoint, dict):

@@ -1,5 +1,5 @@
 """The layout promises of the code base, checked: small functions, small modules, no citation of a path
-outside the repository, and a paper core that stays flat beside the ``baselines`` and ``repro`` packages."""
+outside the repository, and a paper core that stays flat beside the ``baselines``, ``family`` and ``repro`` packages."""
 
 import ast
 import re
@@ -55,7 +55,11 @@ def test_functions_and_modules_stay_small(path):
 def test_the_paper_core_is_flat_and_the_rest_is_grouped():
     top_level = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
     assert top_level == PAPER_CORE
-    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")} == {"baselines", "repro"}
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and not p.name.startswith("__")} == {
+        "baselines",
+        "family",
+        "repro",
+    }
 
 
 def tracked_text_files():

@@ -27,7 +27,7 @@ from fvcore.nn import FlopCountAnalysis
 from fvcore.nn.jit_handles import get_shape
 from torch import nn
 
-from mh.model import STAGE_DEPTHS, STAGE_DIMS, MambaHash
+from mh.model import STAGE_DEPTHS, STAGE_DIMS
 from mh.registry import COMPARISON_BACKBONES, build_hashing_model
 from mh.scan import selective_scan
 
@@ -63,29 +63,41 @@ NEGLIGIBLE_OPS = {
     "aten::broadcast_tensors": "traced inside SelectiveScanOp: shape bookkeeping, no arithmetic",
     "aten::unflatten": "reshape, no arithmetic",
     "aten::movedim": "head-minor attention layout (HybridHash): data movement, no arithmetic",
+    "aten::pad": "MpVH's prompt padded with a zero row for the class token: data movement, no arithmetic",
+    "aten::ge": "MpVH's gate threshold ŝ ≥ ε: one comparison per gate",
 }
 
 
 class SelectiveScanOp(torch.autograd.Function):
-    """The PyTorch selective scan as one traced op (``prim::PythonOp.SelectiveScanOp``), for counting only."""
+    """The PyTorch selective scan as one traced op (``prim::PythonOp.SelectiveScanOp``), for counting only.
+
+    With ``compute=False`` it returns zeros of the output's shape: counting needs shapes, not values, and
+    MpVH's full-size scans (4 × 768 channels, N = 16, every layer) take seconds per image on a CPU."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, delta_bias):
+    def forward(ctx, u, delta, A, B, C, D, delta_bias, compute=True):
+        if not compute:
+            return torch.zeros_like(u)
         return selective_scan(u, delta, A, B, C, D=D, delta_bias=delta_bias, delta_softplus=True, backend="chunked")
 
 
-def scan_as_one_op(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
-    """A scan backend (``MambaHash.set_scan_backend``) that fvcore traces as the single op ``SelectiveScanOp``."""
+def scan_as_one_op(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, compute=True):
+    """A scan backend (``set_scan_backend``) that fvcore traces as the single op ``SelectiveScanOp``."""
     if z is not None or not delta_softplus:
-        raise ValueError("the counting wrapper covers MambaHash's call (no z, softplus on Δ)")
-    return SelectiveScanOp.apply(u, delta, A, B, C, D, delta_bias)
+        raise ValueError("the counting wrapper covers the models' call (no z, softplus on Δ)")
+    return SelectiveScanOp.apply(u, delta, A, B, C, D, delta_bias, compute)
+
+
+def _shapes_only_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    return scan_as_one_op(u, delta, A, B, C, D, z, delta_bias, delta_softplus, compute=False)
 
 
 @contextlib.contextmanager
-def scan_counted_as_one_op(model: MambaHash):
-    """While active, ``model``'s blocks scan through ``scan_as_one_op``; their own backend comes back after."""
+def scan_counted_as_one_op(model: nn.Module, compute: bool = True):
+    """While active, ``model``'s scans (MambaHash, MpVH: ``set_scan_backend``) run through ``scan_as_one_op``
+    (``compute=False``: zeros of the right shape); their own backend comes back after."""
     original = model.scan_backend
-    model.set_scan_backend(scan_as_one_op)
+    model.set_scan_backend(scan_as_one_op if compute else _shapes_only_scan)
     try:
         yield
     finally:
@@ -121,10 +133,12 @@ def flop_analysis(model: nn.Module, image_size: int = 224) -> FlopCountAnalysis:
     return analysis
 
 
-def counted_analysis(model: nn.Module, image_size: int = 224) -> FlopCountAnalysis:
-    """``flop_analysis`` already traced (MambaHash's scan as one op): query it as often as needed."""
+def counted_analysis(model: nn.Module, image_size: int = 224, compute_scan: bool = True) -> FlopCountAnalysis:
+    """``flop_analysis`` already traced (the scans of MambaHash and MpVH as one op each): query it as often as
+    needed. ``compute_scan=False`` traces with zeros in place of scan outputs (same counts, much faster)."""
     analysis = flop_analysis(model, image_size)
-    context = scan_counted_as_one_op(model) if isinstance(model, MambaHash) else contextlib.nullcontext()
+    scans = hasattr(model, "set_scan_backend")
+    context = scan_counted_as_one_op(model, compute_scan) if scans else contextlib.nullcontext()
     with context, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         analysis.total()  # runs the trace once; later queries reuse it

@@ -1,7 +1,8 @@
 """Run profiles in one place: how big, how long, at what resolution.
 
 ``smoke`` is for CPUs and CI (minutes), ``gpu`` the full CIFAR-10 protocol sized for about 20 minutes per
-four bit lengths on one H100, ``paper`` the paper's own settings (§4.1 and the released code). Every
+four bit lengths on one H100, ``paper`` the paper's own settings (§4.1 and the released code);
+``mpvh_paper`` is MpVH's recipe (its paper's §4.1), for ``mh.train --model mpvh`` only. Every
 measured number names the profile it came from; ``describe()`` is the label used in tables and figures.
 """
 
@@ -80,7 +81,21 @@ PROFILES = {
         note="§4.1 and the released newtrain.py: RMSprop 2e-5, wd 1e-7, batch 32, 8 epochs, "
         "224 px, ImageNet-pretrained GroupMamba-S weights (not obtainable here)",
     ),
+    "mpvh_paper": Profile(
+        "mpvh_paper",
+        image_size=224,
+        epochs=300,
+        batch_size=16,
+        optimizer="sgd_two_groups",
+        learning_rate=3e-3,
+        weight_decay=1e-6,
+        num_workers=8,
+        note="MpVH §4.1: SGD, batch 16, 300 epochs, new modules at lr 3e-3 / wd 1e-6 and the ViT-B/16 at "
+        "3e-6 / 1e-9 (sgd_two_groups), 224 px, ImageNet-pretrained ViT-B/16 (not obtainable here)",
+    ),
 }
+
+NOTEBOOK_PROFILES = ("smoke", "gpu", "paper")  # what make reproduce runs; mpvh_paper is one model's recipe
 
 
 def resolve_profile(name: str = "auto") -> Profile:

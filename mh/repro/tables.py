@@ -1,7 +1,9 @@
 """The paper's numbers (kept once, as data) and measured numbers from run directories, side by side.
 
 ``results/paper/paper_numbers.csv`` holds Tables 1–4 of the paper in long form (table, method, dataset,
-bits, metric, value), transcribed from the paper's text; nothing else in the project types a paper number.
+bits, metric, value), transcribed from the paper's text; ``results/paper/mpvh_paper_numbers.csv`` holds, in
+the same form, what the MpVH paper reports (its Tables 1, 3 and 4, MpVH and MambaHash rows); nothing else in
+the project types a paper number.
 Table 2's methods are MambaHash's variants (``full``, ``no_ciam``, …); ``paper_numbers`` gives them the
 model names of ``mh.registry`` so that every table joins measured runs on one name.
 """
@@ -18,6 +20,8 @@ from mh.registry import MODELS, TABLE2_MODELS
 
 PAPER_FILE = PROJECT_ROOT / "results" / "paper" / "paper_numbers.csv"
 PAPER_SOURCE = "paper (He & Wei, ICMR 2025)"
+MPVH_PAPER_FILE = PROJECT_ROOT / "results" / "paper" / "mpvh_paper_numbers.csv"
+MPVH_PAPER_SOURCE = "MpVH paper (Zhou, Wang & Zhang, ACM MM 2026)"
 MODEL_LABELS = {name: entry.label for name, entry in MODELS.items()}
 
 
@@ -28,6 +32,14 @@ def paper_numbers(table: str | None = None, path: Path = PAPER_FILE) -> pd.DataF
     if table is not None:
         frame = frame[frame["table"] == table].reset_index(drop=True)
     return frame.assign(source=PAPER_SOURCE)
+
+
+def mpvh_paper_numbers(table: str | None = None, path: Path = MPVH_PAPER_FILE) -> pd.DataFrame:
+    """What the MpVH paper reports, long form, with a ``source`` column saying so (Table 4 rows have no bits)."""
+    frame = pd.read_csv(path, dtype={"bits": "Int64"})
+    if table is not None:
+        frame = frame[frame["table"] == table].reset_index(drop=True)
+    return frame.assign(source=MPVH_PAPER_SOURCE)
 
 
 def measured_runs(runs_dir: str | Path) -> pd.DataFrame:
