@@ -49,7 +49,7 @@ from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.data import DataNotFoundError, locate_cifar10
 from mh.io import PROJECT_ROOT, atomic_output, write_json
 from mh.repro.manifest import run_manifest
-from mh.repro.profiles import PROFILES, resolve_profile
+from mh.repro.profiles import NOTEBOOK_PROFILES, resolve_profile
 from mh.repro.runs import supersede
 from mh.repro.workspace import STAGING_VARIABLE
 
@@ -62,8 +62,9 @@ NOTEBOOKS = (
     "05_params_flops",
     "06_gradcam",
     "07_retrieval_at_scale",
+    "08_mpvh",
 )
-NEEDS_CIFAR10 = {"03_training", "04_tables_map", "06_gradcam", "07_retrieval_at_scale"}
+NEEDS_CIFAR10 = {"03_training", "04_tables_map", "06_gradcam", "07_retrieval_at_scale", "08_mpvh"}
 
 
 OUTPUT_FOLDERS = ("figures", "results/tables", "notebooks/executed")
@@ -321,7 +322,7 @@ def run_notebooks(
 @returns_status
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mh.repro.reproduce", description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="auto", choices=["auto", *PROFILES])
+    parser.add_argument("--profile", default="auto", choices=["auto", *NOTEBOOK_PROFILES])
     parser.add_argument("--data-dir", help="CIFAR-10 location (default $MH_DATA_DIR, else ./data)")
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--only", nargs="+", metavar="NOTEBOOK", help=f"a subset of {', '.join(NOTEBOOKS)}")
