@@ -24,19 +24,21 @@ def _data(train_size=100):
     )
 
 
-def test_validation_queries_come_from_training_images_only():
+def test_validation_queries_and_database_are_held_out_of_the_training_images():
     data = _data()
-    split = validation_split(data, 20)
+    split = validation_split(data, 20, 30)
     train, queries, database = (set(part.indices.tolist()) for part in (split.train, split.query, split.database))
-    assert len(queries) == 20 and not queries & train and train == database
-    assert queries | train == set(data.train.indices.tolist())
+    assert (len(queries), len(database), len(train)) == (20, 30, 50)
+    assert not queries & train and not database & train and not queries & database
+    assert queries | database | train == set(data.train.indices.tolist())
     assert np.bincount(split.query.labels.argmax(1).numpy()).tolist() == [2] * 10  # class-balanced
+    assert np.bincount(split.database.labels.argmax(1).numpy()).tolist() == [3] * 10
     assert split.query.transform is not data.train.transform
 
 
-def test_a_validation_set_as_large_as_the_training_set_is_refused():
-    with pytest.raises(ValueError, match="validation size"):
-        validation_split(_data(), 100)
+def test_a_validation_split_that_leaves_nothing_to_train_on_is_refused():
+    with pytest.raises(ValueError, match="leave training"):
+        validation_split(_data(), 60, 40)
 
 
 def test_the_best_last_epoch_wins():
@@ -48,7 +50,9 @@ def test_the_best_last_epoch_wins():
             "validation_map": [0.1, 0.3, 0.4, 0.2, 0.1, 0.25],
         }
     )
-    assert chosen_setting(curves) == ("adam", 1e-4)
+    assert chosen_setting(curves) == ("adam", 1e-4, 32, "paper")  # settings the curves do not vary are defaults
+    curves = curves.assign(batch_size=[16, 16, 32, 32, 16, 16], transform_style="released_cifar")
+    assert chosen_setting(curves) == ("adam", 1e-4, 16, "released_cifar")
     assert parse_grid(["adam:1e-4,3e-4", "rmsprop:2e-5"]) == {"adam": (1e-4, 3e-4), "rmsprop": (2e-5,)}
     with pytest.raises(ValueError, match="adam:1e-4"):
         parse_grid(["adam:fast"])
@@ -57,8 +61,14 @@ def test_the_best_last_epoch_wins():
 def test_the_smoke_profile_uses_the_committed_sweeps_choice():
     record, curves = tuning_record("smoke"), read_tuning("smoke")
     smoke = PROFILES["smoke"]
-    assert (smoke.optimizer, smoke.learning_rate) == (record["chosen_optimizer"], record["chosen_learning_rate"])
-    assert chosen_setting(curves) == (record["chosen_optimizer"], record["chosen_learning_rate"])
+    chosen = (
+        record["chosen_optimizer"],
+        record["chosen_learning_rate"],
+        record["chosen_batch_size"],
+        record["chosen_transform_style"],
+    )
+    assert (smoke.optimizer, smoke.learning_rate, smoke.batch_size, smoke.transform_style) == chosen
+    assert chosen_setting(curves) == chosen
     settings = record["profile_settings"]
     assert (settings["epochs"], settings["subset"]["train"], settings["model_size"]) == (
         smoke.epochs,

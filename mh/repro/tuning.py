@@ -1,23 +1,27 @@
 """Choose a profile's optimiser on a validation split carved from its training images — never the query set.
 
     python -m mh.repro.tuning --profile smoke [--model mambahash] [--grid rmsprop:2e-5,1e-4 adam:3e-4]
+        [--batch-sizes 16 32] [--transform-styles paper released_cifar]
 
 The paper's 2e-5 (§4.1) is a fine-tuning rate for ImageNet-pretrained weights; the smoke profile trains
-from scratch, so its rate is chosen here. ``validation_split`` holds out a class-balanced part of the
-profile's training subset as validation queries and uses the rest as both the training set and the
-retrieval database (eval transform). Each (optimizer, rate) of the grid trains the profile's network for
-the profile's epochs and is scored by validation mAP after every epoch. The choice — the setting with the
-best last-epoch validation mAP — and every curve are written to
-``results/tuning/<profile>-<model>-<bits>bits.{csv,json}``; ``Profile.optimizer`` and
-``Profile.learning_rate`` must name it (a test checks that they do).
+from scratch, so its rate is chosen here. ``validation_split`` holds out two class-balanced parts of the
+profile's training subset, validation queries and a validation database (eval transform), and trains on
+the rest, so that the database is never trained on, as in the protocol. Each setting — (optimizer, rate) of
+the grid × batch size × image pipeline (``mh.data.build_transform``: the paper's resize-crop-flip or the
+released code's plain resize) — trains the profile's network for the profile's epochs and is scored by
+validation mAP after every epoch. The choice — the setting with the best last-epoch validation mAP — and
+every curve are written to ``results/tuning/<profile>-<model>-<bits>bits.{csv,json}``; the profile's
+``optimizer``, ``learning_rate``, ``batch_size`` and ``transform_style`` must name it (a test checks).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,21 +35,43 @@ from mh.splits import SPLIT_SEED, stratified_subset
 from mh.train import TrainConfig, fit
 
 TUNING_DIR = PROJECT_ROOT / "results" / "tuning"
-DEFAULT_GRID = ("rmsprop:2e-5,1e-4,2e-4,3e-4", "adam:3e-4")  # the paper's RMSprop at 2e-5 first
+DEFAULT_GRID = ("rmsprop:2e-5,5e-5,1e-4,2e-4", "adam:3e-4")  # the paper's RMSprop at 2e-5 first
+DEFAULT_BATCH_SIZES = (16, 32)  # the paper's 32 (§4.1) and half of it
+DEFAULT_TRANSFORM_STYLES = ("paper", "released_cifar")
+SETTING_COLUMNS = ["optimizer", "lr", "batch_size", "transform_style"]
+TUNED_PROFILE_FIELDS = ("optimizer", "learning_rate", "batch_size", "transform_style")
 
 
-def validation_split(data: HashingData, size: int, seed: int = SPLIT_SEED) -> HashingData:
-    """``size`` class-balanced training images as queries; the other training images train and form the database.
+class Setting(NamedTuple):
+    """One point of the sweep."""
 
-    Transforms: the training part keeps ``data.train``'s (augmented), queries and database get the eval
-    transform of the same image size and style. The query and database sets of ``data`` are not touched.
+    optimizer: str
+    lr: float
+    batch_size: int
+    transform_style: str
+
+
+def validation_split(data: HashingData, size: int, database_size: int, seed: int = SPLIT_SEED) -> HashingData:
+    """Three disjoint, class-balanced parts of the training images: ``size`` validation queries, a
+    ``database_size`` validation database, and the rest to train on — the protocol's shape (the database
+    never seen in training) inside the training set.
+
+    A database of the training images themselves would score memorisation: settings that fit the training
+    images fastest would win although the real database holds unseen images. Transforms: the training part
+    keeps ``data.train``'s, queries and database get the eval transform of the same image size and style. The
+    query and database sets of ``data`` are not touched.
     """
     train = data.train
-    if not 0 < size < len(train):
-        raise ValueError(f"validation size must be between 1 and {len(train) - 1} (the training set); got {size}")
+    if size < 1 or database_size < 1 or size + database_size >= len(train):
+        raise ValueError(
+            f"validation size ({size}) and database size ({database_size}) must be positive and leave training "
+            f"images out of the {len(train)}"
+        )
     labels = train.labels.argmax(1)
     positions = np.arange(len(train))
-    held_out = stratified_subset(positions, labels, size, seed)
+    held_out = stratified_subset(positions, labels, size + database_size, seed)
+    queries = held_out[stratified_subset(np.arange(len(held_out)), labels[held_out], size, seed)]
+    database = np.setdiff1d(held_out, queries)
     kept = np.setdiff1d(positions, held_out)
     record = data.record
     evaluation = build_transform(False, record["image_size"], record["transform"])
@@ -56,19 +82,20 @@ def validation_split(data: HashingData, size: int, seed: int = SPLIT_SEED) -> Ha
 
     validation_record = {
         **record,
-        "sizes": {"train": len(kept), "query": len(held_out), "database": len(kept)},
-        "validation": f"{size} of the {len(train)} training images as queries, the rest as training set and database",
+        "sizes": {"train": len(kept), "query": len(queries), "database": len(database)},
+        "validation": f"{size} queries and a {database_size}-image database held out of the {len(train)} "
+        "training images; the rest train",
     }
     return HashingData(
         part(kept, train.transform),
-        part(held_out, evaluation),
-        part(kept, evaluation),
+        part(queries, evaluation),
+        part(database, evaluation),
         data.protocol,
         validation_record,
     )
 
 
-def sweep_learning_rates(
+def sweep(
     profile_name: str,
     model: str,
     bits: int,
@@ -77,51 +104,52 @@ def sweep_learning_rates(
     data_dir=None,
     seed: int = SPLIT_SEED,
     runs_dir: Path = PROJECT_ROOT / "results" / "runs" / "tuning",
+    database_size: int = 400,
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
+    transform_styles: tuple[str, ...] = DEFAULT_TRANSFORM_STYLES,
 ) -> pd.DataFrame:
-    """Validation mAP per epoch for each (optimizer, learning rate) of ``grid`` ({optimizer: rates}):
-    columns optimizer, lr, epoch, loss, validation_map."""
+    """Validation mAP per epoch for every setting: (optimizer, rate) of ``grid`` ({optimizer: rates}) × batch
+    size × image pipeline. Columns: optimizer, lr, batch_size, transform_style, epoch, loss, validation_map."""
     profile = resolve_profile(profile_name)
-    data = load_hashing_data(
-        "cifar10",
-        data_dir,
-        profile.image_size,
-        profile.transform_style,
-        profile.subset,
-        seed,
-        PROJECT_ROOT / "results" / "splits",
-    )
-    validation = validation_split(data, validation_size, seed)
     rows = []
-    for optimizer, learning_rate in ((name, rate) for name, rates in grid.items() for rate in rates):
-        config = TrainConfig(
-            bits=bits,
-            model=model,
-            profile=profile.name,
-            seed=seed,
-            learning_rate=learning_rate,
-            eval_every=1,
-            optimizer=optimizer,
-            runs_dir=str(runs_dir),
-            device="cpu",
-            run_name=f"{profile.name}-{model}-{bits}bits-{optimizer}-lr{learning_rate:g}",
+    for style in transform_styles:
+        data = load_hashing_data(
+            "cifar10", data_dir, profile.image_size, style, profile.subset, seed, PROJECT_ROOT / "results" / "splits"
         )
-        run_dir = runs_dir / config.name()
-        if run_dir.exists():
-            for stale in run_dir.iterdir():
-                stale.unlink()
-        print(f"[tuning] {model} {bits} bits, {optimizer} lr {learning_rate:g}", flush=True)
-        result = fit(config, data=validation, progress=False)
-        rows += [
-            {
-                "optimizer": optimizer,
-                "lr": learning_rate,
-                "epoch": row["epoch"],
-                "loss": row["loss"],
-                "validation_map": row["map"],
-            }
-            for row in result.history
-        ]
+        validation = validation_split(data, validation_size, database_size, seed)
+        rates = [(name, rate) for name, rates in grid.items() for rate in rates]
+        for (optimizer, learning_rate), batch_size in itertools.product(rates, batch_sizes):
+            setting = Setting(optimizer, learning_rate, batch_size, style)
+            print(f"[tuning] {model} {bits} bits, {optimizer} lr {learning_rate:g}, batch {batch_size}, {style}")
+            result = _train_setting(profile.name, model, bits, setting, validation, seed, runs_dir)
+            rows += [
+                {**setting._asdict(), "epoch": row["epoch"], "loss": row["loss"], "validation_map": row["map"]}
+                for row in result.history
+            ]
     return pd.DataFrame(rows)
+
+
+def _train_setting(profile: str, model: str, bits: int, setting: Setting, validation: HashingData, seed, runs_dir):
+    config = TrainConfig(
+        bits=bits,
+        model=model,
+        profile=profile,
+        seed=seed,
+        learning_rate=setting.lr,
+        batch_size=setting.batch_size,
+        transform_style=setting.transform_style,
+        eval_every=1,
+        optimizer=setting.optimizer,
+        runs_dir=str(runs_dir),
+        device="cpu",
+        run_name=f"{profile}-{model}-{bits}bits-{setting.optimizer}-lr{setting.lr:g}-bs{setting.batch_size}-"
+        f"{setting.transform_style}",
+    )
+    run_dir = runs_dir / config.name()
+    if run_dir.exists():
+        for stale in run_dir.iterdir():
+            stale.unlink()
+    return fit(config, data=validation, progress=False)
 
 
 def parse_grid(entries: list[str]) -> dict[str, tuple[float, ...]]:
@@ -136,11 +164,17 @@ def parse_grid(entries: list[str]) -> dict[str, tuple[float, ...]]:
     return grid
 
 
-def chosen_setting(curves: pd.DataFrame) -> tuple[str, float]:
-    """(optimizer, rate) with the highest last-epoch validation mAP (the earlier one in the grid on a tie)."""
-    last = curves.sort_values("epoch", kind="stable").groupby(["optimizer", "lr"], sort=False).tail(1)
+def chosen_setting(curves: pd.DataFrame) -> Setting:
+    """The setting with the highest last-epoch validation mAP (the earlier one in the sweep on a tie)."""
+    columns = [c for c in SETTING_COLUMNS if c in curves]
+    last = curves.sort_values("epoch", kind="stable").groupby(columns, sort=False).tail(1)
     best = last.loc[last["validation_map"].idxmax()]
-    return str(best["optimizer"]), float(best["lr"])
+    return Setting(
+        str(best["optimizer"]),
+        float(best["lr"]),
+        int(best.get("batch_size", 32)),
+        str(best.get("transform_style", "paper")),
+    )
 
 
 def tuning_path(profile: str, model: str, bits: int) -> Path:
@@ -170,14 +204,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="mambahash")
     parser.add_argument("--bits", type=int, default=48)
     parser.add_argument("--grid", nargs="+", default=list(DEFAULT_GRID), help="optimizer:rate,rate … entries")
-    parser.add_argument("--validation-size", type=int, default=200)
+    parser.add_argument("--batch-sizes", nargs="+", type=int, default=list(DEFAULT_BATCH_SIZES))
+    parser.add_argument(
+        "--transform-styles", nargs="+", choices=list(DEFAULT_TRANSFORM_STYLES), default=list(DEFAULT_TRANSFORM_STYLES)
+    )
+    parser.add_argument("--validation-size", type=int, default=200, help="validation queries")
+    parser.add_argument("--database-size", type=int, default=400, help="validation database, never trained on")
     parser.add_argument("--data-dir", help="CIFAR-10 location (default $MH_DATA_DIR, else ./data)")
     args = add_debug_flag(parser).parse_args(argv)
     with cli_errors(args.debug):
-        curves = sweep_learning_rates(
-            args.profile, args.model, args.bits, parse_grid(args.grid), args.validation_size, args.data_dir
+        curves = sweep(
+            args.profile,
+            args.model,
+            args.bits,
+            parse_grid(args.grid),
+            args.validation_size,
+            args.data_dir,
+            batch_sizes=tuple(args.batch_sizes),
+            transform_styles=tuple(args.transform_styles),
+            database_size=args.database_size,
         )
-    optimizer, rate = chosen_setting(curves)
+    choice = chosen_setting(curves)
     path = tuning_path(args.profile, args.model, args.bits)
     write_csv(path.with_suffix(".csv"), curves.to_dict("records"))
     profile = resolve_profile(args.profile)
@@ -185,17 +232,20 @@ def main(argv: list[str] | None = None) -> int:
         path.with_suffix(".json"),
         {
             **run_manifest(profile.name, "cpu", model=args.model, bits=args.bits),
-            "chosen_optimizer": optimizer,
-            "chosen_learning_rate": rate,
+            "chosen_optimizer": choice.optimizer,
+            "chosen_learning_rate": choice.lr,
+            "chosen_batch_size": choice.batch_size,
+            "chosen_transform_style": choice.transform_style,
             "criterion": "highest validation mAP after the last epoch",
             "validation_size": args.validation_size,
+            "validation_database_size": args.database_size,
             "profile_settings": {
-                k: v for k, v in dataclasses.asdict(profile).items() if k not in ("learning_rate", "optimizer")
+                k: v for k, v in dataclasses.asdict(profile).items() if k not in (*TUNED_PROFILE_FIELDS, "note")
             },
         },
     )
     print(curves.to_string(index=False))
-    print(f"[tuning] chosen: {optimizer} at {rate:g}; set them in mh/repro/profiles.py ({profile.name})")
+    print(f"[tuning] chosen: {choice}; set it in mh/repro/profiles.py ({profile.name})")
     return 0
 
 
