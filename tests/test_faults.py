@@ -14,6 +14,7 @@ from mh.data import BadImageError, HashingData, ImagePool, PoolSubset, build_tra
 from mh.evaluate import evaluate_run
 from mh.evaluate import main as evaluate_main
 from mh.io import DamagedFileError
+from mh.repro.profiles import PROFILES
 from mh.runrecord import RunRecordError, read_status, truncate_step_log
 from mh.splits import PROTOCOLS
 from mh.train import fit
@@ -30,7 +31,7 @@ def finished_run(tmp_path_factory):
 @pytest.mark.parametrize(
     ("change", "listed"),
     [
-        ({"learning_rate": 1e-3}, "learning_rate: run has 0.0001, requested 0.001"),
+        ({"learning_rate": 1e-3}, f"learning_rate: run has {PROFILES['smoke'].learning_rate!r}, requested 0.001"),
         ({"seed": 7}, "seed: run has 2025, requested 7"),
         ({"bits": 32}, "bits: run has 16, requested 32"),
         ({"epochs": 3}, "--extend-epochs"),
