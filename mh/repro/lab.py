@@ -52,15 +52,14 @@ def lab_command(extra: list[str]) -> list[str]:
     return command + extra
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
+    """Register the kernel, then replace this process with JupyterLab (never returns)."""
     extra = list(sys.argv[1:] if argv is None else argv)
     register_kernel()
     print(f"[lab] kernel {KERNEL_NAME!r} registered; starting JupyterLab in {PROJECT_ROOT / 'notebooks'}", flush=True)
-    try:
-        return subprocess.run(lab_command(extra), check=False).returncode
-    except KeyboardInterrupt:
-        return 0
+    command = lab_command(extra)
+    os.execv(command[0], command)  # this process becomes JupyterLab: a signal to it stops the server itself
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
