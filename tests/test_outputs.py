@@ -2,6 +2,7 @@
 notebooks, the manifest kept when nothing changed, timings reused until what they measure changes."""
 
 import json
+import subprocess
 
 import matplotlib
 
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 
 import mh.binary
+from mh.repro.manifest import git_commit
 from mh.repro.reproduce import machine_paths, output_digests, scrub_machine_paths
 from mh.repro.timings import cached_measurement, describe_measurement
 from mh.repro.workspace import save_figure_stable
@@ -82,3 +84,19 @@ def test_a_timing_is_reused_until_its_parameters_or_code_change(tmp_path):
     assert len(calls) == 3
     stored = json.loads((tmp_path / "t.json").read_text())
     assert stored["fingerprint"]["machine"]["cores"] >= 1 and len(stored["fingerprint"]["code_sha256"]) == 64
+
+
+def test_the_manifest_commit_is_dirty_for_changed_code_not_for_regenerated_outputs(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "plot.png").write_bytes(b"one")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    (tmp_path / "figures" / "plot.png").write_bytes(b"two")
+    assert not git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_commit(tmp_path).endswith("+dirty")

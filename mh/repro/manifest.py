@@ -15,15 +15,19 @@ from mh.io import PROJECT_ROOT
 PACKAGES = ("torch", "torchvision", "numpy", "mamba-ssm", "causal-conv1d", "fvcore", "grad-cam", "papermill")
 
 
+GENERATED = ("figures", "results", "notebooks/executed")  # what runs and make reproduce write
+
+
 def git_commit(repo: Path | None = None) -> str:
-    """HEAD's commit, with ``+dirty`` when tracked files differ from it; ``unknown`` outside a checkout."""
+    """HEAD's commit, with ``+dirty`` when tracked files other than the generated outputs (``GENERATED``)
+    differ from it — a reproduce rewrites those before its manifest is written; ``unknown`` outside a checkout."""
     repo = repo or PROJECT_ROOT
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *(f":(exclude){p}" for p in GENERATED)],
             cwd=repo,
             capture_output=True,
             text=True,
