@@ -250,3 +250,39 @@ def precision_within_radius(
     if not 0 <= radius < len(curve["precision"]):
         raise ValueError(f"radius must be in 0..{len(curve['precision']) - 1}; got {radius}")
     return float(curve["precision"][radius])
+
+
+def released_crossmodal_map(query_codes, db_codes, query_labels, db_labels) -> float:
+    """mAP@all as DSPH's and CAGMH's ``calc_map_k_matrix`` computes it (for comparison, not the default):
+    ``torch.sign`` codes (an exact 0 stays 0), distance ½(K − qᵀr), ``torch.sort`` (not stable: ties in the
+    implementation's order), AP = mean over the relevant items of (rank among relevant)/(position); a query
+    without a relevant item is skipped in the sum but counted in the mean. Labels (n, C) 0/1 rows."""
+    q, d = (torch.sign(torch.as_tensor(np.asarray(c), dtype=torch.float64)) for c in (query_codes, db_codes))
+    ql, dl = (torch.as_tensor(np.asarray(labels), dtype=torch.float64) for labels in (query_labels, db_labels))
+    if q.shape[1] != d.shape[1] or ql.shape[1] != dl.shape[1]:
+        raise ValueError(f"code or label widths differ: codes {q.shape} vs {d.shape}, labels {ql.shape} vs {dl.shape}")
+    total = 0.0
+    for i in range(len(q)):
+        relevant = (ql[i] @ dl.t() > 0).double()
+        count = int(relevant.sum())
+        if count == 0:
+            continue
+        order = torch.sort(0.5 * (q.shape[1] - d @ q[i])).indices
+        positions = torch.nonzero(relevant[order]).squeeze(1).double() + 1
+        total += float((torch.arange(1, count + 1, dtype=torch.float64) / positions).mean())
+    return total / len(q)
+
+
+def crossmodal_map(
+    image_queries, text_queries, image_db, text_db, query_labels, db_labels, convention: str = "project"
+) -> dict[str, float]:
+    """Both retrieval directions: ``{"i2t": image queries vs database texts, "t2i": text queries vs database
+    images}``, mAP@all. ``convention="project"`` is this module's (stable ties, ``mean_average_precision``),
+    ``"released"`` is ``released_crossmodal_map``."""
+    if convention not in ("project", "released"):
+        raise ValueError(f"convention must be 'project' or 'released'; got {convention!r}")
+    score = mean_average_precision if convention == "project" else released_crossmodal_map
+    return {
+        "i2t": score(image_queries, text_db, query_labels, db_labels),
+        "t2i": score(text_queries, image_db, query_labels, db_labels),
+    }

@@ -1,0 +1,167 @@
+"""Image–text pairs for cross-modal hashing: the DSPH list files and a synthetic paired set built from CIFAR-10.
+
+DSPH layout (MIRFlickr-25K, NUS-WIDE; the layout CAGMH reads), one folder per dataset:
+    index.mat    key ``index``: image paths, relative to the folder (or absolute)
+    caption.mat  key ``caption``: one caption per image (MIRFlickr: its tags joined by spaces);
+                 NUS-WIDE ships ``caption.txt`` instead, one line per image
+    label.mat    key ``category``: multi-hot labels (N, C)
+Split (DSPH/CAGMH): one NumPy permutation seeded with 1814; the first ``query`` samples are the queries, the
+next ``train`` the training set, every sample but the queries the retrieval database (train ⊂ database).
+
+Synthetic CIFAR-10 mosaics (**synthetic**, made here, not a benchmark): each sample is a 2 × 2 mosaic of four
+CIFAR-10 images (64 × 64 px), its label the multi-hot set of their classes and its caption generated from the
+class names in reading order ("a cat, a ship and two dogs"). Train, query and database mosaics take their tiles
+from disjoint CIFAR-10 images. Seeded: the same arguments give the same mosaics.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from mh.data import ImagePool
+
+DSPH_SPLIT_SEED = 1814
+DSPH_DATASETS = {"mirflickr25k": 24, "nuswide": 21}  # classes of the DSPH lists
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four"}
+TILE = 32
+
+
+@dataclass
+class PairedSet:
+    """Image–text pairs: images as ``paths`` (files) or ``arrays`` (N, H, W, 3) uint8, captions, labels (N, C)."""
+
+    captions: list[str]
+    labels: np.ndarray
+    source: str
+    paths: list[Path] | None = None
+    arrays: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.captions)
+
+    def image(self, index: int) -> Image.Image:
+        if self.arrays is not None:
+            return Image.fromarray(self.arrays[index])
+        return Image.open(self.paths[index]).convert("RGB")
+
+    def subset(self, indices) -> PairedSet:
+        indices = np.asarray(indices)
+        return PairedSet(
+            [self.captions[i] for i in indices],
+            self.labels[indices],
+            self.source,
+            None if self.paths is None else [self.paths[i] for i in indices],
+            None if self.arrays is None else self.arrays[indices],
+        )
+
+
+def _strings(array, name: str) -> list[str]:
+    """A .mat string column (char matrix, cell array or string array) → stripped Python strings."""
+    array = np.asarray(array)
+    if array.dtype == object:
+        return [str(np.asarray(item).squeeze()) if np.asarray(item).size else "" for item in array.ravel()]
+    if array.dtype.kind in "US":  # loadmat's chars_as_strings turns a char matrix into one string per row
+        return [str(item).strip() for item in array.ravel()]
+    raise ValueError(f"{name}: expected strings, found a {array.dtype} array of shape {array.shape}")
+
+
+def _load_mat(path: Path, key: str):
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: a DSPH dataset folder holds index.mat, caption.mat and label.mat")
+    contents = scipy.io.loadmat(path)
+    if key not in contents:
+        found = sorted(k for k in contents if not k.startswith("__"))
+        raise ValueError(f"{path} has no variable {key!r} (found {found}); is it a DSPH {path.name}?")
+    return contents[key]
+
+
+def load_dsph_pairs(folder: str | os.PathLike) -> PairedSet:
+    """A DSPH dataset folder → PairedSet; image paths are resolved against the folder. Counts must agree."""
+    folder = Path(folder)
+    paths = [
+        Path(p) if os.path.isabs(p) else folder / p for p in _strings(_load_mat(folder / "index.mat", "index"), "index")
+    ]
+    if (folder / "caption.txt").is_file():
+        captions = (folder / "caption.txt").read_text(encoding="utf-8").splitlines()
+    else:
+        captions = _strings(_load_mat(folder / "caption.mat", "caption"), "caption")
+    labels = np.asarray(_load_mat(folder / "label.mat", "category"), dtype=np.float32)
+    if labels.ndim != 2 or not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{folder / 'label.mat'}: 'category' must be a 0/1 matrix (N, C); got shape {labels.shape}")
+    counts = {"index.mat": len(paths), "captions": len(captions), "label.mat": len(labels)}
+    if len(set(counts.values())) != 1:
+        raise ValueError(f"{folder}: the files disagree on the number of samples: {counts}")
+    return PairedSet(captions, labels, f"DSPH lists in {folder}", paths=paths)
+
+
+def dsph_split(size: int, query: int, train: int, seed: int = DSPH_SPLIT_SEED) -> dict[str, np.ndarray]:
+    """Indices of the DSPH split: ``query``, ``train`` (the next ones), ``database`` (all but the queries)."""
+    if query + train > size:
+        raise ValueError(f"{query} queries + {train} training samples exceed the {size} pairs")
+    order = np.random.RandomState(seed).permutation(size)
+    return {"query": order[:query], "train": order[query : query + train], "database": order[query:]}
+
+
+def caption_for(classes: list[int]) -> str:
+    """Tile classes in reading order → "a cat, a ship and two dogs" (classes named in first-seen order)."""
+    counts = {}
+    for label in classes:
+        counts[label] = counts.get(label, 0) + 1
+    phrases = []
+    for label, count in counts.items():
+        name = CIFAR10_CLASSES[label]
+        plural = name if name == "deer" else name + "s"
+        article = "an" if name[0] in "aeiou" else "a"
+        phrases.append(f"{article} {name}" if count == 1 else f"{NUMBER_WORDS[count]} {plural}")
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+def synthetic_mosaics(pool: ImagePool, sizes: dict[str, int], seed: int = 0) -> dict[str, PairedSet]:
+    """**Synthetic** CIFAR-10 mosaics: {part: PairedSet of ``sizes[part]`` 64 × 64 mosaics}; tiles of different
+    parts come from disjoint CIFAR-10 images (a seeded permutation of the pool, cut in consecutive blocks)."""
+    needed = 4 * sum(sizes.values())
+    if needed > len(pool):
+        raise ValueError(f"{needed} tiles needed but the pool has {len(pool)} images; ask for fewer mosaics")
+    generator = np.random.default_rng(seed)
+    order, start, parts = generator.permutation(len(pool)), 0, {}
+    for part, count in sizes.items():
+        tiles = order[start : start + 4 * count].reshape(count, 4)
+        start += 4 * count
+        arrays = np.zeros((count, 2 * TILE, 2 * TILE, 3), dtype=np.uint8)
+        labels = np.zeros((count, len(CIFAR10_CLASSES)), dtype=np.float32)
+        captions = []
+        for sample, indices in enumerate(tiles):
+            for position, index in enumerate(indices):
+                row, col = divmod(position, 2)
+                image = pool.load(int(index)).resize((TILE, TILE))
+                arrays[sample, row * TILE : (row + 1) * TILE, col * TILE : (col + 1) * TILE] = np.asarray(image)
+            classes = [int(pool.labels[i]) for i in indices]
+            labels[sample, classes] = 1
+            captions.append(caption_for(classes))
+        parts[part] = PairedSet(captions, labels, f"synthetic CIFAR-10 mosaics ({part}, seed {seed})", arrays=arrays)
+    return parts
+
+
+class PairedDataset(Dataset):
+    """A PairedSet as ``(image tensor, token ids (context,), label row (C,), position)`` items."""
+
+    def __init__(self, pairs: PairedSet, transform, tokens: torch.Tensor):
+        if len(tokens) != len(pairs):
+            raise ValueError(f"{len(tokens)} token rows for {len(pairs)} pairs")
+        self.pairs, self.transform, self.tokens = pairs, transform, tokens
+        self.labels = torch.as_tensor(pairs.labels, dtype=torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, position: int):
+        return self.transform(self.pairs.image(position)), self.tokens[position], self.labels[position], position
