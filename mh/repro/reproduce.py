@@ -63,8 +63,9 @@ NOTEBOOKS = (
     "06_gradcam",
     "07_retrieval_at_scale",
     "08_mpvh",
+    "09_cagmh",
 )
-NEEDS_CIFAR10 = {"03_training", "04_tables_map", "06_gradcam", "07_retrieval_at_scale", "08_mpvh"}
+NEEDS_CIFAR10 = {"03_training", "04_tables_map", "06_gradcam", "07_retrieval_at_scale", "08_mpvh", "09_cagmh"}
 
 
 OUTPUT_FOLDERS = ("figures", "results/tables", "notebooks/executed")
