@@ -56,7 +56,7 @@ for model in ["mambahash", *ABLATIONS, *BACKBONES]:
                          data_dir=str(ws.data_dir), runs_dir=str(ws.runs), split_dir=str(ws.splits),
                          device=str(ws.device), eval_every=profile.epochs)
     records[config.name()] = ensure_run(config, data)
-measured = measured_runs(ws.runs)
+measured = measured_runs(ws.runs, models=["mambahash", *ABLATIONS, *BACKBONES])  # and notebook 03's other bits
 measured
 
 # %% [markdown]

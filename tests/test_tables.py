@@ -31,5 +31,15 @@ def test_measured_runs_and_side_by_side(tmp_path):
     assert pd.isna(other["measured mAP"]) and other["measured under"] == "not measured under this profile"
 
 
+def test_measured_runs_keep_only_the_models_asked_for(tmp_path):
+    for model in ("resnet50", "mpvh"):
+        (tmp_path / f"cifar10-{model}-48bits-smoke").mkdir()
+        (tmp_path / f"cifar10-{model}-48bits-smoke" / "metrics.json").write_text(
+            json.dumps({"dataset": "cifar10", "model": model, "bits": 48, "map": 0.2, "profile": "smoke: test"})
+        )
+    assert set(measured_runs(tmp_path)["model"]) == {"resnet50", "mpvh"}
+    assert list(measured_runs(tmp_path, models=["resnet50", "vit_l_32"])["model"]) == ["resnet50"]
+
+
 def test_no_runs_gives_an_empty_frame(tmp_path):
     assert measured_runs(tmp_path).empty

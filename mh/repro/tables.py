@@ -42,12 +42,15 @@ def mpvh_paper_numbers(table: str | None = None, path: Path = MPVH_PAPER_FILE) -
     return frame.assign(source=MPVH_PAPER_SOURCE)
 
 
-def measured_runs(runs_dir: str | Path) -> pd.DataFrame:
+def measured_runs(runs_dir: str | Path, models=None) -> pd.DataFrame:
     """One row per finished run under ``runs_dir`` (metrics.json + manifest.json): dataset, model, bits, mAP,
-    profile, device, run."""
+    profile, device, run. ``models``: keep only runs of these registry names (a profile's runs folder also
+    holds the runs of other notebooks, e.g. notebook 08's MpVH, which the MambaHash tables do not list)."""
     rows = []
     for metrics_path in sorted(Path(runs_dir).glob("*/metrics.json")):
         metrics = json.loads(metrics_path.read_text())
+        if models is not None and metrics["model"] not in models:
+            continue
         manifest_path = metrics_path.with_name("manifest.json")
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
         rows.append(
