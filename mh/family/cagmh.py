@@ -166,6 +166,10 @@ class CAGMH(nn.Module):
         self.image_hash = HashHead(embed_dim, hash_hidden, bits, image_dropout)
         self.text_hash = HashHead(embed_dim, hash_hidden, bits, text_dropout)
 
+    @property
+    def scan_backend(self):
+        return self.mamba.scan_backend
+
     def set_scan_backend(self, backend) -> None:
         self.mamba.set_scan_backend(backend)
 

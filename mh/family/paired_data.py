@@ -17,13 +17,12 @@ from disjoint CIFAR-10 images. Seeded: the same arguments give the same mosaics.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from mh.data import ImagePool
@@ -36,32 +35,11 @@ TILE = 32
 
 
 @dataclass
-class PairedSet:
-    """Image–text pairs: images as ``paths`` (files) or ``arrays`` (N, H, W, 3) uint8, captions, labels (N, C)."""
+class PairedSet(ImagePool):
+    """An ImagePool (images as files or arrays, ``load(i)`` → PIL image; labels (N, C) multi-hot) with one
+    caption per image."""
 
-    captions: list[str]
-    labels: np.ndarray
-    source: str
-    paths: list[Path] | None = None
-    arrays: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.captions)
-
-    def image(self, index: int) -> Image.Image:
-        if self.arrays is not None:
-            return Image.fromarray(self.arrays[index])
-        return Image.open(self.paths[index]).convert("RGB")
-
-    def subset(self, indices) -> PairedSet:
-        indices = np.asarray(indices)
-        return PairedSet(
-            [self.captions[i] for i in indices],
-            self.labels[indices],
-            self.source,
-            None if self.paths is None else [self.paths[i] for i in indices],
-            None if self.arrays is None else self.arrays[indices],
-        )
+    captions: list[str] = field(default_factory=list)
 
 
 def _strings(array, name: str) -> list[str]:
@@ -100,7 +78,7 @@ def load_dsph_pairs(folder: str | os.PathLike) -> PairedSet:
     counts = {"index.mat": len(paths), "captions": len(captions), "label.mat": len(labels)}
     if len(set(counts.values())) != 1:
         raise ValueError(f"{folder}: the files disagree on the number of samples: {counts}")
-    return PairedSet(captions, labels, f"DSPH lists in {folder}", paths=paths)
+    return PairedSet(labels, f"DSPH lists in {folder}", paths=paths, captions=captions)
 
 
 def dsph_split(size: int, query: int, train: int, seed: int = DSPH_SPLIT_SEED) -> dict[str, np.ndarray]:
@@ -147,7 +125,8 @@ def synthetic_mosaics(pool: ImagePool, sizes: dict[str, int], seed: int = 0) -> 
             classes = [int(pool.labels[i]) for i in indices]
             labels[sample, classes] = 1
             captions.append(caption_for(classes))
-        parts[part] = PairedSet(captions, labels, f"synthetic CIFAR-10 mosaics ({part}, seed {seed})", arrays=arrays)
+        source = f"synthetic CIFAR-10 mosaics ({part}, seed {seed})"
+        parts[part] = PairedSet(labels, source, arrays=arrays, captions=captions)
     return parts
 
 
@@ -164,4 +143,4 @@ class PairedDataset(Dataset):
         return len(self.pairs)
 
     def __getitem__(self, position: int):
-        return self.transform(self.pairs.image(position)), self.tokens[position], self.labels[position], position
+        return self.transform(self.pairs.load(position)), self.tokens[position], self.labels[position], position
