@@ -35,6 +35,7 @@ import torch
 from matplotlib.patches import FancyBboxPatch
 from torchvision import transforms
 
+from mh.binary import binarize
 from mh.data import load_cifar10_pool
 from mh.family.cagmh import CAGMH, RELEASED_PARAMETERS, tokenize
 from mh.family.cagmh_train import encode_pairs, evaluate_cagmh, train_cagmh
@@ -224,7 +225,7 @@ plt.show()
 # %%
 database_images, _ = encode_pairs(model, datasets["database"])
 with torch.no_grad():
-    query_code = torch.where(model.encode_text(tokenize([CAPTION_QUERY]).to(ws.device)) >= 0, 1, -1)
+    query_code = binarize(model.encode_text(tokenize([CAPTION_QUERY]).to(ws.device)))
 distances = 0.5 * (BITS - database_images.astype(np.int64) @ query_code.cpu().numpy()[0].astype(np.int64))
 top = np.argsort(distances, kind="stable")[:10]
 named = [i for i, name in enumerate(("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",

@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from mh.binary import binarize
 from mh.engine import seed_everything
 from mh.family.cagmh import CAGMH
 from mh.family.paired_data import PairedDataset
@@ -94,8 +95,8 @@ def encode_pairs(model: CAGMH, pairs: PairedDataset, batch_size: int = 128) -> t
             codes = model.encode_image(images), model.encode_text(tokens)
         else:
             codes = model(images, tokens)
-        image_codes.append(torch.where(codes[0] >= 0, 1, -1).to(torch.int8).cpu())
-        text_codes.append(torch.where(codes[1] >= 0, 1, -1).to(torch.int8).cpu())
+        image_codes.append(binarize(codes[0]).to(torch.int8).cpu())
+        text_codes.append(binarize(codes[1]).to(torch.int8).cpu())
     return torch.cat(image_codes).numpy(), torch.cat(text_codes).numpy()
 
 
