@@ -44,7 +44,7 @@ RESULT_FIELDS = (
     "loss",
     "optimizer",
 )
-PROFILE_FIELDS_FREE = {"note", "num_workers", "encode_batch_size"}  # change no result
+PROFILE_FIELDS_FREE = {"note", "num_workers", "encode_batch_size", "comparison"}  # change no result
 
 
 class RunRecordError(ValueError):

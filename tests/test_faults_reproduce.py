@@ -16,7 +16,9 @@ from mh.repro.reproduce import (
     main,
     promote,
     run_notebooks,
+    run_stamps,
     supersede_profile_runs,
+    trained_profiles,
 )
 from mh.repro.runs import ensure_run
 from mh.runrecord import FINGERPRINT_FILE
@@ -167,7 +169,13 @@ def test_a_run_without_a_fingerprint_is_not_trusted(tmp_path, capsys):
 
 def test_fresh_runs_moves_every_run_aside_without_deleting_it(tmp_path):
     root = fake_repository(tmp_path, ["PROFILE = 'auto'"])
+    compared = root / "results/runs/smoke_compare/a-table-run/metrics.json"
+    compared.parent.mkdir(parents=True)
+    compared.write_text("{}")
+    assert set(run_stamps(root, "smoke")) == {"a-run", "a-table-run"}
     moved = supersede_profile_runs(root, "smoke")
-    assert [path.name.startswith("a-run-") for path in moved] == [True]
+    assert [path.name.startswith(("a-run-", "a-table-run-")) for path in moved] == [True, True]
     assert moved[0].parent == root / "results/runs/smoke-superseded" and (moved[0] / "metrics.json").exists()
-    assert not (root / "results/runs/smoke/a-run").exists()
+    assert moved[1].parent == root / "results/runs/smoke_compare-superseded"
+    assert not (root / "results/runs/smoke/a-run").exists() and not compared.exists()
+    assert trained_profiles("gpu") == ("gpu",)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from mh.data import HashingData, ImagePool, PoolSubset, build_transform
-from mh.repro.profiles import PROFILES
+from mh.repro.profiles import PROFILES, comparison_profile
 from mh.repro.tuning import chosen_setting, parse_grid, read_tuning, tuning_record, validation_split
 from mh.splits import PROTOCOLS
 
@@ -75,3 +75,16 @@ def test_the_smoke_profile_uses_the_committed_sweeps_choice():
         smoke.subset["train"],
         smoke.model_size,
     )
+
+
+def test_smoke_comparisons_train_smaller_with_the_tuned_settings_and_other_profiles_compare_under_themselves():
+    smoke, compare = PROFILES["smoke"], comparison_profile(PROFILES["smoke"])
+    assert compare.name == "smoke_compare" and compare.comparison is None
+    assert compare.subset["train"] < smoke.subset["train"] and compare.epochs <= smoke.epochs
+    tuned = ("optimizer", "learning_rate", "batch_size", "transform_style", "image_size", "model_size")
+    assert {field: getattr(compare, field) for field in tuned} == {field: getattr(smoke, field) for field in tuned}
+    assert {key: compare.subset[key] for key in ("query", "database")} == {
+        key: smoke.subset[key] for key in ("query", "database")
+    }
+    for name in ("gpu", "paper"):
+        assert comparison_profile(PROFILES[name]) is PROFILES[name]

@@ -16,8 +16,9 @@ showing the error is kept in ``results/cache/failed/``.
 
 Trained runs (``results/runs/<profile>/``) are a cache, never deleted: ``mh.repro.runs.ensure_run`` reuses a
 run trained by the same code with the same settings and moves any other aside before training again.
-``--fresh-runs`` moves this profile's runs aside first, so that every model trains now (the committed
-manifest's times come from such a run); the manifest lists which runs were trained and which reused.
+``--fresh-runs`` moves this profile's runs (and its comparison profile's: ``smoke_compare`` under smoke) aside
+first, so that every model trains now (the committed manifest's times come from such a run); the manifest
+lists which runs were trained and which reused.
 
 Executed notebooks, with their outputs and figures inline, go to ``notebooks/executed/`` and are committed,
 so a reader browsing the repository sees them. They are made reproducible: progress bars are off
@@ -49,7 +50,7 @@ from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.data import DataNotFoundError, locate_cifar10
 from mh.io import PROJECT_ROOT, atomic_output, write_json
 from mh.repro.manifest import run_manifest
-from mh.repro.profiles import NOTEBOOK_PROFILES, resolve_profile
+from mh.repro.profiles import NOTEBOOK_PROFILES, comparison_profile, resolve_profile
 from mh.repro.runs import supersede
 from mh.repro.workspace import STAGING_VARIABLE
 
@@ -138,18 +139,32 @@ def promote(stage: Path, root: Path, name: str) -> list[Path]:
     return [root / relative for relative in sorted(new)]
 
 
+def trained_profiles(profile: str) -> tuple[str, ...]:
+    """The profiles whose runs a reproduce under ``profile`` trains: itself and its comparison profile
+    (smoke → smoke, smoke_compare)."""
+    resolved = resolve_profile(profile)
+    return tuple(dict.fromkeys((resolved.name, comparison_profile(resolved).name)))
+
+
 def supersede_profile_runs(root: Path, profile: str) -> list[Path]:
-    """--fresh-runs: move every run of results/runs/<profile> aside as ``mh.repro.runs.supersede`` moves a stale
-    one (to results/runs/<profile>-superseded/, never deleted); returns where they went."""
-    runs = root / "results" / "runs" / profile
-    return [supersede(run_dir, "--fresh-runs") for run_dir in sorted(runs.glob("*")) if run_dir.is_dir()]
+    """--fresh-runs: move every run of results/runs/<profile> (and of its comparison profile) aside as
+    ``mh.repro.runs.supersede`` moves a stale one (to results/runs/<profile>-superseded/, never deleted);
+    returns where they went."""
+    return [
+        supersede(run_dir, "--fresh-runs")
+        for name in trained_profiles(profile)
+        for run_dir in sorted((root / "results" / "runs" / name).glob("*"))
+        if run_dir.is_dir()
+    ]
 
 
 def run_stamps(root: Path, profile: str) -> dict[str, int]:
-    """Run name → modification time (ns) of its metrics.json, to tell runs trained now from reused ones."""
+    """Run name → modification time (ns) of its metrics.json, for the runs of ``profile`` and its comparison
+    profile, to tell runs trained now from reused ones."""
     return {
         path.parent.name: path.stat().st_mtime_ns
-        for path in sorted((root / "results" / "runs" / profile).glob("*/metrics.json"))
+        for name in trained_profiles(profile)
+        for path in sorted((root / "results" / "runs" / name).glob("*/metrics.json"))
     }
 
 

@@ -25,7 +25,7 @@ import torch
 from mh.data import resolve_data_dir
 from mh.encode import resolve_device
 from mh.io import atomic_output
-from mh.repro.profiles import Profile, resolve_profile
+from mh.repro.profiles import Profile, comparison_profile, resolve_profile
 
 
 @dataclass
@@ -47,7 +47,16 @@ class Workspace:
 
     @property
     def runs(self) -> Path:
-        return self._dir(f"results/runs/{self.profile.name}")
+        return self.runs_of(self.profile)
+
+    @property
+    def comparison_profile(self) -> Profile:
+        """The profile of the comparison networks (Tables 2–3, the family): ``smoke_compare`` under smoke."""
+        return comparison_profile(self.profile)
+
+    def runs_of(self, profile: Profile) -> Path:
+        """results/runs/<profile>/: the trained runs of one profile."""
+        return self._dir(f"results/runs/{profile.name}")
 
     @property
     def splits(self) -> Path:
@@ -58,9 +67,9 @@ class Workspace:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def label(self) -> str:
-        """Profile and device, for figure titles and table captions."""
-        return f"measured, profile {self.profile.describe()}, {self.device.type.upper()}"
+    def label(self, profile: Profile | None = None) -> str:
+        """Profile (the workspace's unless given) and device, for figure titles and table captions."""
+        return f"measured, profile {(profile or self.profile).describe()}, {self.device.type.upper()}"
 
     def save_figure(self, figure, name: str) -> list[Path]:
         """figures/<name>.png and .pdf, byte-identical when the figure is (see ``save_figure_stable``)."""
