@@ -44,6 +44,7 @@ from mh.train import TrainConfig
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.profile
+compare = ws.comparison_profile  # the four backbones are compared where notebook 04 trained them
 
 # %% [markdown]
 # ## 1. The images: query images to explain, and a class-balanced reference set for the centre codes
@@ -67,13 +68,14 @@ print("explaining:", [CIFAR10_CLASSES[label] for label in labels])
 maps, layers, weights_used = {}, [], {}
 for name in COMPARISON_BACKBONES:
     torch.manual_seed(SEED)
-    model = build_hashing_model(name, BITS, image_size=IMAGE_SIZE, size=profile.model_size)
-    checkpoint = ws.runs / TrainConfig(bits=BITS, model=name, profile=profile.name).name() / "checkpoint.ckpt"
-    if profile.image_size == IMAGE_SIZE and checkpoint.exists():
+    model = build_hashing_model(name, BITS, image_size=IMAGE_SIZE, size=compare.model_size)
+    run_name = TrainConfig(bits=BITS, model=name, profile=compare.name).name()
+    checkpoint = ws.runs_of(compare) / run_name / "checkpoint.ckpt"
+    if compare.image_size == IMAGE_SIZE and checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
-        weights_used[name] = f"trained ({profile.name})"
+        weights_used[name] = f"trained ({compare.name})"
     else:
-        weights_used[name] = "untrained" + (", reduced" if profile.model_size == "reduced" else "")
+        weights_used[name] = "untrained" + (", reduced" if compare.model_size == "reduced" else "")
     centres = class_centres(model, reference_images, reference_labels, 10)
     maps[name] = gradcam_maps(model, images, labels, centres)
     target = gradcam_target(model)

@@ -42,8 +42,8 @@ from mh.repro.workspace import open_workspace
 from mh.train import TrainConfig
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
-profile = ws.profile
-print(ws.label())
+profile = ws.comparison_profile  # MpVH is a comparison network: smoke_compare under smoke (notebook 04)
+print(ws.label(profile))
 
 # %% [markdown]
 # ## 1. The prompt flow, one layer at a time
@@ -202,24 +202,25 @@ print("batch order changes no code:", torch.allclose(reordered.flip(0), first, a
 # for orthogonal ones. The paper's optimiser is SGD with two learning-rate groups (ViT 3e-6, new modules
 # 3e-3, batch 16): `--optimizer sgd_two_groups`, and the `mpvh_paper` profile.
 #
-# **In the smoke profile** the network is reduced — patch 8 on the 32 px images (a 4×4 token grid), width
+# **In the smoke profile** MpVH trains as notebook 04's comparison networks do (profile `smoke_compare`: 2,000
+# training images, 2 epochs), and the network is reduced — patch 8 on the 32 px images (a 4×4 token grid), width
 # 96, depth 4, 4 heads, d_state 8 — starts from random weights (no ImageNet ViT-B/16 here), and trains with the
 # profile's optimiser (chosen on held-out training images for MambaHash, notebook 03), since the paper's
 # 3e-6 is a fine-tuning rate for a pretrained backbone. Larger profiles use the full network with the
 # paper's SGD recipe. The same command trains it from a shell:
-# `python -m mh.train --model mpvh --profile smoke`.
+# `python -m mh.train --model mpvh --profile smoke_compare`.
 
 # %%
 data = load_hashing_data("cifar10", ws.data_dir, profile.image_size, profile.transform_style, profile.subset,
                          SEED, ws.splits)
-recipe = {} if profile.name == "smoke" else FULL_SIZE_RECIPE
+recipe = {} if profile.model_size == "reduced" else FULL_SIZE_RECIPE
 torch.manual_seed(SEED)
 untrained = build_hashing_model("mpvh", BITS, image_size=profile.image_size, size=profile.model_size).to(ws.device)
 untrained_map = evaluate_model(untrained, data, profile, ws.device)[0]["map"]
 print(f"untrained MpVH-{BITS} mAP = {untrained_map:.4f}")
 del untrained
 config = TrainConfig(dataset="cifar10", bits=BITS, model="mpvh", profile=profile.name, seed=SEED,
-                     data_dir=str(ws.data_dir), runs_dir=str(ws.runs), split_dir=str(ws.splits),
+                     data_dir=str(ws.data_dir), runs_dir=str(ws.runs_of(profile)), split_dir=str(ws.splits),
                      device=str(ws.device), eval_every=profile.epochs, **recipe)
 record = ensure_run(config, data)
 print(f"trained MpVH-{BITS} mAP = {record.metrics['map']:.4f} ({record.metrics['map'] / untrained_map:.2f}× untrained)")
@@ -237,7 +238,7 @@ bars = axes[1].bar(["untrained", f"after {profile.epochs} epochs"], [untrained_m
                    color=["grey", "#4c72b0"])
 axes[1].bar_label(bars, fmt="%.3f")
 axes[1].set(ylabel="mAP", title=f"query mAP, {BITS} bits")
-fig.suptitle(f"MpVH on CIFAR-10 — {ws.label()}", fontweight="bold")
+fig.suptitle(f"MpVH on CIFAR-10 — {ws.label(profile)}", fontweight="bold")
 ws.save_figure(fig, "08_training")
 plt.show()
 
@@ -256,7 +257,7 @@ table1.loc[f"MpVH (this project, {profile.describe()})"] = {f"{BITS} bits": reco
 table1.loc[f"MpVH untrained (this project, {profile.describe()})"] = {f"{BITS} bits": untrained_map}
 table1 = table1.rename_axis("method").reset_index()
 ws.save_table(table1, "08_table1", "MpVH paper's Table 1 (CIFAR-10, mAP@5000) beside this project's MpVH runs "
-              f"({ws.label()}). Empty cells: not measured.")
+              f"({ws.label(profile)}). Empty cells: not measured.")
 table1
 
 # %%
