@@ -1,7 +1,7 @@
 """Choose a profile's optimiser on a validation split carved from its training images — never the query set.
 
     python -m mh.repro.tuning --profile smoke [--model mambahash] [--grid rmsprop:2e-5,1e-4 adam:3e-4]
-        [--batch-sizes 16 32] [--transform-styles paper released_cifar]
+        [--batch-sizes 16 32] [--transform-styles paper released_cifar] [--epochs N]
 
 The paper's 2e-5 (§4.1) is a fine-tuning rate for ImageNet-pretrained weights; the smoke profile trains
 from scratch, so its rate is chosen here. ``validation_split`` holds out two class-balanced parts of the
@@ -12,6 +12,11 @@ released code's plain resize) — trains the profile's network for the profile's
 validation mAP after every epoch. The choice — the setting with the best last-epoch validation mAP — and
 every curve are written to ``results/tuning/<profile>-<model>-<bits>bits.{csv,json}``; the profile's
 ``optimizer``, ``learning_rate``, ``batch_size`` and ``transform_style`` must name it (a test checks).
+
+How long to train is a second, cheaper question asked of the chosen setting alone: ``--epochs N`` trains
+the given settings for N epochs instead of the profile's and writes
+``results/tuning/<profile>-<model>-<bits>bits-epochs.{csv,json}`` with ``chosen_epochs``, the epoch of the
+highest validation mAP; the profile's ``epochs`` must equal it (a test checks).
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ DEFAULT_GRID = ("rmsprop:2e-5,5e-5,1e-4,2e-4", "adam:3e-4")  # the paper's RMSpr
 DEFAULT_BATCH_SIZES = (16, 32)  # the paper's 32 (§4.1) and half of it
 DEFAULT_TRANSFORM_STYLES = ("paper", "released_cifar")
 SETTING_COLUMNS = ["optimizer", "lr", "batch_size", "transform_style"]
-TUNED_PROFILE_FIELDS = ("optimizer", "learning_rate", "batch_size", "transform_style")
+TUNED_PROFILE_FIELDS = ("optimizer", "learning_rate", "batch_size", "transform_style", "epochs")
+EPOCHS_STUDY = "epochs"
 
 
 class Setting(NamedTuple):
@@ -107,9 +113,11 @@ def sweep(
     database_size: int = 400,
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
     transform_styles: tuple[str, ...] = DEFAULT_TRANSFORM_STYLES,
+    epochs: int | None = None,
 ) -> pd.DataFrame:
     """Validation mAP per epoch for every setting: (optimizer, rate) of ``grid`` ({optimizer: rates}) × batch
-    size × image pipeline. Columns: optimizer, lr, batch_size, transform_style, epoch, loss, validation_map."""
+    size × image pipeline, each trained ``epochs`` epochs (None: the profile's). Columns: optimizer, lr,
+    batch_size, transform_style, epoch, loss, validation_map."""
     profile = resolve_profile(profile_name)
     rows = []
     for style in transform_styles:
@@ -121,7 +129,7 @@ def sweep(
         for (optimizer, learning_rate), batch_size in itertools.product(rates, batch_sizes):
             setting = Setting(optimizer, learning_rate, batch_size, style)
             print(f"[tuning] {model} {bits} bits, {optimizer} lr {learning_rate:g}, batch {batch_size}, {style}")
-            result = _train_setting(profile.name, model, bits, setting, validation, seed, runs_dir)
+            result = _train_setting(profile.name, model, bits, setting, validation, seed, runs_dir, epochs)
             rows += [
                 {**setting._asdict(), "epoch": row["epoch"], "loss": row["loss"], "validation_map": row["map"]}
                 for row in result.history
@@ -129,7 +137,9 @@ def sweep(
     return pd.DataFrame(rows)
 
 
-def _train_setting(profile: str, model: str, bits: int, setting: Setting, validation: HashingData, seed, runs_dir):
+def _train_setting(
+    profile: str, model: str, bits: int, setting: Setting, validation: HashingData, seed, runs_dir, epochs
+):
     config = TrainConfig(
         bits=bits,
         model=model,
@@ -139,11 +149,12 @@ def _train_setting(profile: str, model: str, bits: int, setting: Setting, valida
         batch_size=setting.batch_size,
         transform_style=setting.transform_style,
         eval_every=1,
+        epochs=epochs,
         optimizer=setting.optimizer,
         runs_dir=str(runs_dir),
         device="cpu",
         run_name=f"{profile}-{model}-{bits}bits-{setting.optimizer}-lr{setting.lr:g}-bs{setting.batch_size}-"
-        f"{setting.transform_style}",
+        f"{setting.transform_style}" + (f"-{epochs}epochs" if epochs else ""),
     )
     run_dir = runs_dir / config.name()
     if run_dir.exists():
@@ -177,24 +188,59 @@ def chosen_setting(curves: pd.DataFrame) -> Setting:
     )
 
 
-def tuning_path(profile: str, model: str, bits: int) -> Path:
-    return TUNING_DIR / f"{profile}-{model}-{bits}bits"
+def chosen_epochs(curves: pd.DataFrame) -> int:
+    """The epoch of the highest validation mAP in an epoch-count study (the earlier one on a tie)."""
+    return int(curves.loc[curves["validation_map"].idxmax(), "epoch"])
 
 
-def read_tuning(profile: str, model: str = "mambahash", bits: int = 48) -> pd.DataFrame:
-    """The committed curves of a sweep; FileNotFoundError says how to produce them."""
-    path = tuning_path(profile, model, bits).with_suffix(".csv")
+def tuning_path(profile: str, model: str, bits: int, study: str | None = None) -> Path:
+    """results/tuning/<profile>-<model>-<bits>bits[-<study>] (no suffix): the sweep, or the ``epochs`` study."""
+    return TUNING_DIR / (f"{profile}-{model}-{bits}bits" + (f"-{study}" if study else ""))
+
+
+def _committed(profile: str, model: str, bits: int, study: str | None, suffix: str) -> Path:
+    path = tuning_path(profile, model, bits, study).with_suffix(suffix)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run python -m mh.repro.tuning --profile {profile} --model {model}")
-    return pd.read_csv(path)
+        how = f"python -m mh.repro.tuning --profile {profile} --model {model}"
+        if study == EPOCHS_STUDY:
+            how += " --grid <chosen optimizer:rate> --batch-sizes <chosen> --transform-styles <chosen> --epochs N"
+        raise FileNotFoundError(f"{path} is missing: run {how}")
+    return path
 
 
-def tuning_record(profile: str, model: str = "mambahash", bits: int = 48) -> dict:
-    """The committed sweep's manifest and choice (``chosen_optimizer``, ``chosen_learning_rate``, …)."""
-    path = tuning_path(profile, model, bits).with_suffix(".json")
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run python -m mh.repro.tuning --profile {profile} --model {model}")
-    return json.loads(path.read_text())
+def read_tuning(profile: str, model: str = "mambahash", bits: int = 48, study: str | None = None) -> pd.DataFrame:
+    """The committed curves of a sweep (or of its ``"epochs"`` study); FileNotFoundError says how to produce
+    them."""
+    return pd.read_csv(_committed(profile, model, bits, study, ".csv"))
+
+
+def tuning_record(profile: str, model: str = "mambahash", bits: int = 48, study: str | None = None) -> dict:
+    """The committed sweep's manifest and choice (``chosen_optimizer``, ``chosen_learning_rate``, …; the
+    ``"epochs"`` study's also ``chosen_epochs``)."""
+    return json.loads(_committed(profile, model, bits, study, ".json").read_text())
+
+
+def _record(args: argparse.Namespace, curves: pd.DataFrame, study: str | None) -> dict:
+    """The manifest and choice written next to a sweep's (or an epoch-count study's) curves."""
+    profile, choice = resolve_profile(args.profile), chosen_setting(curves)
+    record = {
+        **run_manifest(profile.name, "cpu", model=args.model, bits=args.bits),
+        "chosen_optimizer": choice.optimizer,
+        "chosen_learning_rate": choice.lr,
+        "chosen_batch_size": choice.batch_size,
+        "chosen_transform_style": choice.transform_style,
+        "criterion": "highest validation mAP after the last epoch",
+        "epochs_per_setting": args.epochs or profile.epochs,
+    }
+    if study == EPOCHS_STUDY:
+        record |= {"chosen_epochs": chosen_epochs(curves), "epochs_criterion": "epoch of the highest validation mAP"}
+    return record | {
+        "validation_size": args.validation_size,
+        "validation_database_size": args.database_size,
+        "profile_settings": {
+            k: v for k, v in dataclasses.asdict(profile).items() if k not in (*TUNED_PROFILE_FIELDS, "note")
+        },
+    }
 
 
 @returns_status
@@ -211,7 +257,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation-size", type=int, default=200, help="validation queries")
     parser.add_argument("--database-size", type=int, default=400, help="validation database, never trained on")
     parser.add_argument("--data-dir", help="CIFAR-10 location (default $MH_DATA_DIR, else ./data)")
+    parser.add_argument(
+        "--epochs", type=int, help="epoch-count study: train this many epochs, record the best epoch (-epochs files)"
+    )
     args = add_debug_flag(parser).parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        parser.error(f"--epochs must be at least 1, got {args.epochs}")
+    settings = len(args.batch_sizes) * len(args.transform_styles) * sum(map(len, parse_grid(args.grid).values()))
+    if args.epochs and settings != 1:
+        parser.error(
+            f"--epochs studies one setting (the sweep's choice), but the arguments give {settings}: pass one "
+            "--grid optimizer:rate, one --batch-sizes value and one --transform-styles value"
+        )
     with cli_errors(args.debug):
         curves = sweep(
             args.profile,
@@ -223,29 +280,15 @@ def main(argv: list[str] | None = None) -> int:
             batch_sizes=tuple(args.batch_sizes),
             transform_styles=tuple(args.transform_styles),
             database_size=args.database_size,
+            epochs=args.epochs,
         )
-    choice = chosen_setting(curves)
-    path = tuning_path(args.profile, args.model, args.bits)
+    study = EPOCHS_STUDY if args.epochs else None
+    path = tuning_path(args.profile, args.model, args.bits, study)
     write_csv(path.with_suffix(".csv"), curves.to_dict("records"))
-    profile = resolve_profile(args.profile)
-    write_json(
-        path.with_suffix(".json"),
-        {
-            **run_manifest(profile.name, "cpu", model=args.model, bits=args.bits),
-            "chosen_optimizer": choice.optimizer,
-            "chosen_learning_rate": choice.lr,
-            "chosen_batch_size": choice.batch_size,
-            "chosen_transform_style": choice.transform_style,
-            "criterion": "highest validation mAP after the last epoch",
-            "validation_size": args.validation_size,
-            "validation_database_size": args.database_size,
-            "profile_settings": {
-                k: v for k, v in dataclasses.asdict(profile).items() if k not in (*TUNED_PROFILE_FIELDS, "note")
-            },
-        },
-    )
+    write_json(path.with_suffix(".json"), _record(args, curves, study))
     print(curves.to_string(index=False))
-    print(f"[tuning] chosen: {choice}; set it in mh/repro/profiles.py ({profile.name})")
+    epochs = f", {chosen_epochs(curves)} epochs" if study else ""
+    print(f"[tuning] chosen: {chosen_setting(curves)}{epochs}; set it in mh/repro/profiles.py ({args.profile})")
     return 0
 
 
