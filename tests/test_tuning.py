@@ -6,7 +6,8 @@ import pytest
 
 from mh.data import HashingData, ImagePool, PoolSubset, build_transform
 from mh.repro.profiles import PROFILES, comparison_profile
-from mh.repro.tuning import chosen_setting, parse_grid, read_tuning, tuning_record, validation_split
+from mh.repro.tuning import chosen_epochs, chosen_setting, parse_grid, read_tuning, tuning_record, validation_split
+from mh.repro.tuning import main as tuning_main
 from mh.splits import PROTOCOLS
 
 
@@ -70,11 +71,22 @@ def test_the_smoke_profile_uses_the_committed_sweeps_choice():
     assert (smoke.optimizer, smoke.learning_rate, smoke.batch_size, smoke.transform_style) == chosen
     assert chosen_setting(curves) == chosen
     settings = record["profile_settings"]
-    assert (settings["epochs"], settings["subset"]["train"], settings["model_size"]) == (
-        smoke.epochs,
-        smoke.subset["train"],
-        smoke.model_size,
-    )
+    assert (settings["subset"]["train"], settings["model_size"]) == (smoke.subset["train"], smoke.model_size)
+
+
+def test_the_smoke_profile_trains_the_epoch_count_its_study_chose_for_the_sweeps_setting():
+    study, curves = tuning_record("smoke", study="epochs"), read_tuning("smoke", study="epochs")
+    assert chosen_setting(curves) == chosen_setting(read_tuning("smoke"))
+    assert study["chosen_epochs"] <= study["epochs_per_setting"] == len(curves)
+    assert chosen_epochs(curves) == study["chosen_epochs"] == PROFILES["smoke"].epochs
+    assert study["profile_settings"]["subset"] == PROFILES["smoke"].subset
+
+
+def test_an_epoch_study_picks_the_best_epoch_and_refuses_more_than_one_setting():
+    curves = pd.DataFrame({"epoch": [1, 2, 3, 4], "validation_map": [0.2, 0.3, 0.3, 0.25]})
+    assert chosen_epochs(curves) == 2
+    with pytest.raises(SystemExit):
+        tuning_main(["--epochs", "4", "--grid", "rmsprop:1e-4,2e-4", "--batch-sizes", "16"])
 
 
 def test_smoke_comparisons_train_smaller_with_the_tuned_settings_and_other_profiles_compare_under_themselves():
