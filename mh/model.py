@@ -49,7 +49,7 @@ import warnings
 import torch
 import torch.nn as nn
 
-from mh.blocks import DirectionalSSM, MambaBlock
+from mh.blocks import DirectionalSSM, MambaBlock, SameConv2d
 from mh.directions import GROUP_ORDERS, map_to_tokens, tokens_to_map
 from mh.weights import LoadReport, load_weights
 
@@ -141,8 +141,8 @@ class AdaptiveFeatureEnhancement(nn.Module):
         wide = dim * ratio
         self.expand = nn.Conv2d(dim, wide, 1)
         self.branch1 = nn.Conv2d(wide, wide, 1, groups=groups)
-        self.branch3 = nn.Conv2d(wide, wide, 3, padding=1, groups=groups)
-        self.branch5 = nn.Conv2d(wide, wide, 5, padding=2, groups=groups)
+        self.branch3 = SameConv2d(wide, wide, 3, groups=groups)
+        self.branch5 = SameConv2d(wide, wide, 5, groups=groups)
         self.reduce = nn.Conv2d(wide, dim, 1)
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:

@@ -4,7 +4,7 @@ grouped Mamba layer (Eq. 5–6). The direct forms below use loops and explicit s
 import pytest
 import torch
 
-from mh.blocks import ChannelInteractionAttention, GroupMambaLayer
+from mh.blocks import ChannelInteractionAttention, GroupMambaLayer, SameConv2d
 from mh.directions import GROUP_ORDERS
 from mh.model import AdaptiveFeatureEnhancement
 
@@ -97,3 +97,24 @@ def test_grouped_mamba_layer_equations_5_and_6():
     gated = x_vs * layer.ciam(x_hat)[:, None, :]
     x_mgl = layer_norm(gated, layer.norm) @ layer.proj.weight.T + layer.proj.bias  # Eq. 6
     torch.testing.assert_close(layer(tokens, height, width), x_mgl, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kernel, groups", [(3, 16), (5, 4)])
+def test_same_conv_on_one_pixel_maps_equals_the_full_padded_convolution_in_output_and_gradients(kernel, groups):
+    fast = randomise(SameConv2d(16, 16, kernel, groups=groups))
+    full = torch.nn.Conv2d(16, 16, kernel, padding=kernel // 2, groups=groups)
+    full.load_state_dict(fast.state_dict())
+    for size in (1, 3):  # 1×1: the centre-tap path; 3×3: nn.Conv2d's own
+        images = torch.randn(2, 16, size, size, requires_grad=True)
+        out_fast, out_full = fast(images), full(images)
+        torch.testing.assert_close(out_fast, out_full)
+        upstream = torch.randn_like(out_full)
+        grads_fast = torch.autograd.grad(out_fast, (images, fast.weight, fast.bias), upstream)
+        grads_full = torch.autograd.grad(out_full, (images, full.weight, full.bias), upstream)
+        for fast_grad, full_grad in zip(grads_fast, grads_full, strict=True):
+            torch.testing.assert_close(fast_grad, full_grad)
+
+
+def test_same_conv_refuses_an_even_kernel_and_says_why():
+    with pytest.raises(ValueError, match="odd kernel size"):
+        SameConv2d(4, 4, 4)
