@@ -12,7 +12,7 @@
 # from the paper) and are labelled *paper*; measured cells carry the profile they ran under. In the smoke
 # profile (32 px, 5,000 training images, 5 epochs, no pretrained weights) measured mAPs are far below the
 # paper's; they check the pipeline, not the paper. Seven comparison networks at that size would not fit the
-# ten smoke minutes, so under smoke Tables 2–3 train on 1,000 images for 2 epochs (profile `smoke_compare`,
+# ten smoke minutes, so under smoke Tables 2–3 train on 600 images for 2 epochs (profile `smoke_compare`,
 # `Profile.comparison`): compare their rows with each other, not with Table 1. In the gpu and paper profiles
 # every table uses the one profile. NUS-WIDE and ImageNet images are not available here, so only the
 # paper's numbers appear for them.

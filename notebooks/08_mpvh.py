@@ -202,7 +202,7 @@ print("batch order changes no code:", torch.allclose(reordered.flip(0), first, a
 # for orthogonal ones. The paper's optimiser is SGD with two learning-rate groups (ViT 3e-6, new modules
 # 3e-3, batch 16): `--optimizer sgd_two_groups`, and the `mpvh_paper` profile.
 #
-# **In the smoke profile** MpVH trains as notebook 04's comparison networks do (profile `smoke_compare`: 1,000
+# **In the smoke profile** MpVH trains as notebook 04's comparison networks do (profile `smoke_compare`: 600
 # training images, 2 epochs), and the network is reduced — patch 8 on the 32 px images (a 4×4 token grid), width
 # 96, depth 4, 4 heads, d_state 8 — starts from random weights (no ImageNet ViT-B/16 here), and trains with the
 # profile's optimiser (chosen on held-out training images for MambaHash, notebook 03), since the paper's

@@ -79,9 +79,9 @@ PROFILES = {
         SMOKE,
         name="smoke_compare",
         epochs=2,
-        subset={"train": 1000, "query": 200, "database": 2000},
+        subset={"train": 600, "query": 200, "database": 2000},
         comparison=None,
-        note="smoke's comparison networks (Tables 2–3, MpVH): smoke's settings on 1,000 class-balanced "
+        note="smoke's comparison networks (Tables 2–3, MpVH): smoke's settings on 600 class-balanced "
         "training images for 2 epochs, so that seven networks fit the smoke budget; compare its rows with "
         "each other, not with smoke's Table 1",
     ),
