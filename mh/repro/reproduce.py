@@ -146,25 +146,30 @@ def trained_profiles(profile: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((resolved.name, comparison_profile(resolved).name)))
 
 
-def supersede_profile_runs(root: Path, profile: str) -> list[Path]:
-    """--fresh-runs: move every run of results/runs/<profile> (and of its comparison profile) aside as
-    ``mh.repro.runs.supersede`` moves a stale one (to results/runs/<profile>-superseded/, never deleted);
-    returns where they went."""
+def profile_run_dirs(root: Path, profile: str) -> list[Path]:
+    """The run directories under results/runs/ of ``profile`` and of its comparison profile, sorted."""
     return [
-        supersede(run_dir, "--fresh-runs")
+        run_dir
         for name in trained_profiles(profile)
         for run_dir in sorted((root / "results" / "runs" / name).glob("*"))
         if run_dir.is_dir()
     ]
 
 
+def supersede_profile_runs(root: Path, profile: str) -> list[Path]:
+    """--fresh-runs: move every run of results/runs/<profile> (and of its comparison profile) aside as
+    ``mh.repro.runs.supersede`` moves a stale one (to results/runs/<profile>-superseded/, never deleted);
+    returns where they went."""
+    return [supersede(run_dir, "--fresh-runs") for run_dir in profile_run_dirs(root, profile)]
+
+
 def run_stamps(root: Path, profile: str) -> dict[str, int]:
     """Run name → modification time (ns) of its metrics.json, for the runs of ``profile`` and its comparison
     profile, to tell runs trained now from reused ones."""
     return {
-        path.parent.name: path.stat().st_mtime_ns
-        for name in trained_profiles(profile)
-        for path in sorted((root / "results" / "runs" / name).glob("*/metrics.json"))
+        run_dir.name: (run_dir / "metrics.json").stat().st_mtime_ns
+        for run_dir in profile_run_dirs(root, profile)
+        if (run_dir / "metrics.json").exists()
     }
 
 
