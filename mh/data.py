@@ -1,8 +1,11 @@
-"""Loaders and transforms: images of the paper's datasets as ``(image, label, index)`` items (§4.1).
+"""Images and transforms: the paper's datasets as ``(image, label, index)`` items (§4.1).
 
 * CIFAR-10: all 60,000 images from an image-folder tree or torchvision's files, in one canonical order, split
   by ``mh.splits``.
 * NUS-WIDE and ImageNet-100: DeepHash-pytorch list files (``<relative path> <0/1 label vector>`` per line).
+
+Which dataset name reads which files, under which protocol, is ``mh.datasets`` (one entry per dataset), whose
+``load_hashing_data`` returns the three sets as a ``HashingData``.
 
 Every item is ``(image (3, S, S) float tensor, label (C,) 0/1 float tensor, index)``.
 
@@ -23,16 +26,7 @@ from torchvision import transforms
 
 from mh.binary import label_rows
 from mh.io import PROJECT_ROOT
-from mh.splits import (
-    CIFAR10_CLASSES,
-    CIFAR10_TEST_PER_CLASS,
-    CIFAR10_TRAIN_PER_CLASS,
-    PROTOCOLS,
-    SPLIT_SEED,
-    Protocol,
-    cifar_split,
-    stratified_subset,
-)
+from mh.splits import CIFAR10_CLASSES, CIFAR10_TEST_PER_CLASS, CIFAR10_TRAIN_PER_CLASS, Protocol
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -224,7 +218,15 @@ class PoolSubset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, position: int):
-        return self.transform(self.pool.load(int(self.indices[position]))), self.labels[position], position
+        return self.transform(self.image(position)), self.labels[position], position
+
+    def image(self, position: int) -> Image.Image:
+        """The item at ``position`` as the untransformed PIL image (for showing it)."""
+        return self.pool.load(int(self.indices[position]))
+
+    def class_indices(self) -> np.ndarray:
+        """(N,) class index of each item (the first label of a multi-label row)."""
+        return self.labels.argmax(1).numpy()
 
 
 def read_list_file(
@@ -277,61 +279,3 @@ class HashingData:
     database: PoolSubset
     protocol: Protocol
     record: dict
-
-
-def load_hashing_data(
-    dataset: str = "cifar10",
-    data_dir=None,
-    image_size: int = 224,
-    transform_style: str = "paper",
-    subset: dict[str, int] | None = None,
-    seed: int = SPLIT_SEED,
-    split_dir: str | os.PathLike = "results/splits",
-    download: bool = False,
-) -> HashingData:
-    """Train / query / database sets of ``dataset`` (a key of PROTOCOLS).
-
-    ``subset`` (e.g. ``{"train": 500, "query": 100, "database": 2000}``) draws class-balanced, seeded
-    subsets of each set for quick profiles; the underlying split stays the protocol's.
-    """
-    if dataset not in PROTOCOLS:
-        raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(PROTOCOLS)}")
-    protocol, data_dir = PROTOCOLS[dataset], resolve_data_dir(data_dir)
-    if dataset.startswith("cifar10"):
-        pool = load_cifar10_pool(data_dir, download)
-        split = cifar_split(pool.labels, dataset, seed, split_dir)
-        parts = {"train": (pool, split.train), "query": (pool, split.query), "database": (pool, split.database)}
-        split_record = {
-            "file": str(Path(split_dir) / f"{dataset}-seed{seed}.npz"),
-            "sha256": split.sha256,
-            "seed": seed,
-        }
-    else:
-        root = data_dir / dataset
-        parts = {}
-        for part, file_name in (("train", "train.txt"), ("query", "test.txt"), ("database", "database.txt")):
-            part_pool = read_list_file(root / file_name, data_dir, protocol.num_classes)
-            parts[part] = (part_pool, np.arange(len(part_pool)))
-        split_record = {"files": [str(root / name) for name in ("train.txt", "test.txt", "database.txt")]}
-    subset = subset or {}
-    unknown = set(subset) - {"train", "query", "database"}
-    if unknown:
-        raise ValueError(f"subset keys must be train/query/database; got {sorted(unknown)}")
-    sets = {}
-    for offset, (part, (part_pool, indices)) in enumerate(parts.items()):
-        labels = part_pool.labels if part_pool.labels.ndim == 1 else part_pool.labels.argmax(1)
-        chosen = stratified_subset(indices, labels, subset.get(part), seed + offset)
-        sets[part] = PoolSubset(
-            part_pool, chosen, protocol.num_classes, build_transform(part == "train", image_size, transform_style)
-        )
-    record = {
-        "dataset": dataset,
-        "protocol": protocol.description,
-        "source": sets["train"].pool.source,
-        "image_size": image_size,
-        "transform": transform_style,
-        "split": split_record,
-        "sizes": {part: len(items) for part, items in sets.items()},
-        "subset": subset or None,
-    }
-    return HashingData(sets["train"], sets["query"], sets["database"], protocol, record)

@@ -16,7 +16,7 @@ What is sharded, and how it stays the single-process computation:
 * encoding is sharded (rank r encodes items r, r + N, …) and gathered back in dataset order.
 
 Replicated: the model (DDP broadcasts it at start), the optimizer state, the bank. Only rank 0 writes files
-(``mh.engine.RunWriter``). On CUDA (NCCL) BatchNorm layers become SyncBatchNorm, so batch statistics are
+(``mh.rundir.RunDirectory``). On CUDA (NCCL) BatchNorm layers become SyncBatchNorm, so batch statistics are
 the global batch's; PyTorch's SyncBatchNorm runs on GPUs only, so on CPU (gloo) a network with BatchNorm
 keeps per-rank statistics — a warning says so.
 """
@@ -31,7 +31,28 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from mh.engine import SingleProcess
+
+def is_main_process() -> bool:
+    """True outside ``torch.distributed`` and on its rank 0: the one process that writes files."""
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class SingleProcess:
+    """The collective operations of a one-process run: nothing to share (``Collective`` is the many-process one)."""
+
+    rank, world_size, backend = 0, 1, None
+
+    def gather(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tensors
+
+    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def gather_in_order(self, rows: torch.Tensor, total: int) -> torch.Tensor:
+        return rows
+
+    def barrier(self) -> None:
+        """Nothing to wait for."""
 
 
 @dataclass

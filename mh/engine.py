@@ -1,15 +1,14 @@
 """The parts the training loop is made of, each small and replaceable (§3.5, §4.1).
 
-    parts = build_training(config, profile, data, device)     # model, loss, optimizer from the registries
+    parts = mh.registry.build_training(...)                   # model, loss, optimizer from the registries
     step_rows = train_one_epoch(parts, loader, device, epoch, ...)
     metrics, code_sets = evaluate_model(parts.model, data, profile, device, ...)
-    writer.checkpoint({**parts.state_dict(), ...})
 
-``mh.train.fit`` strings them together. What changes for a new loss, optimizer or a distributed run is
-local: a loss or optimizer is an entry of ``mh.registry``; a sampler goes to ``train_loader``; the memory
-bank is updated by its own step, from the codes ``TrainingParts.collective`` gathers (a batch's own in one
-process, every rank's under ``torch.distributed``, see ``mh.distributed``); every file goes through
-``RunWriter``, whose one guard lets a single process write.
+``mh.train.fit`` strings them together and writes the run directory (``mh.rundir``). What changes for a new
+loss, optimizer or a distributed run is local: a loss (a ``mh.losses.HashingLoss``) or an optimizer is an
+entry of ``mh.registry``; a sampler goes to ``train_loader``; the memory bank is updated by its own step, from
+the codes ``TrainingParts.collective`` gathers (a batch's own in one process, every rank's under
+``torch.distributed``: ``mh.distributed``).
 
 Loss terms stay on the device during an epoch and are read to the host every ``log_every`` steps, one
 synchronisation for many steps (``StepLog``).
@@ -20,7 +19,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,68 +26,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler, Subset
 from tqdm.auto import tqdm
 
-from mh.codes import CodeSet, save_code_sets
+from mh.codes import CodeSet
 from mh.data import HashingData
+from mh.distributed import SingleProcess
 from mh.encode import autocast, encode
-from mh.io import append_csv, atomic_output, write_csv, write_json
+from mh.losses import HashingLoss
 from mh.metrics import mean_average_precision
-from mh.registry import LOSSES, MODELS, OPTIMIZERS, build_hashing_model
-from mh.repro.profiles import Profile
-
-
-def is_main_process() -> bool:
-    """True outside ``torch.distributed`` and on its rank 0: the one process that writes files."""
-    return not (torch.distributed.is_available() and torch.distributed.is_initialized()) or (
-        torch.distributed.get_rank() == 0
-    )
-
-
-class RunWriter:
-    """A run directory and every file written into it, atomically, by the main process only."""
-
-    def __init__(self, run_dir: str | Path, is_writer: bool | None = None):
-        self.run_dir = Path(run_dir)
-        self.is_writer = is_main_process() if is_writer is None else is_writer
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return self.run_dir / "checkpoint.ckpt"
-
-    def json(self, name: str, payload: dict) -> None:
-        if self.is_writer:
-            write_json(self.run_dir / name, payload)
-
-    def table(self, name: str, rows: list[dict], append: bool = False) -> None:
-        if self.is_writer and rows:
-            (append_csv if append else write_csv)(self.run_dir / name, rows)
-
-    def codes(self, **code_sets: CodeSet) -> None:
-        if self.is_writer:
-            save_code_sets(self.run_dir / "codes.npz", **code_sets)
-
-    def checkpoint(self, state: dict) -> None:
-        if self.is_writer:
-            with atomic_output(self.checkpoint_path) as temporary:
-                torch.save(state, temporary)
-
-
-class SingleProcess:
-    """The collective operations of a one-process run: nothing to share (``mh.distributed.Collective`` is
-    the many-process one)."""
-
-    rank, world_size, backend = 0, 1, None
-
-    def gather(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tensors
-
-    def mean(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor
-
-    def gather_in_order(self, rows: torch.Tensor, total: int) -> torch.Tensor:
-        return rows
-
-    def barrier(self) -> None:
-        """Nothing to wait for."""
+from mh.profiles import Profile
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -103,7 +46,7 @@ class TrainingParts:
     memory bank and averages logged terms: a no-op in one process, all ranks' batches in a distributed run."""
 
     model: nn.Module
-    criterion: nn.Module
+    criterion: HashingLoss
     optimizer: torch.optim.Optimizer
     collective: SingleProcess = field(default_factory=SingleProcess)
 
@@ -118,33 +61,6 @@ class TrainingParts:
         unwrap(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.criterion.load_state_dict(state["criterion"])
-
-
-def build_training(
-    model_name: str,
-    bits: int,
-    profile: Profile,
-    data: HashingData,
-    device: torch.device,
-    quantization_weight: float,
-    loss: str | None = None,
-    optimizer: str | None = None,
-    pretrained=None,
-) -> TrainingParts:
-    """Model, loss and optimizer for ``model_name``: the loss and optimizer of its registry entry unless
-    ``loss``/``optimizer`` name others (``mh.registry.LOSSES`` / ``OPTIMIZERS``)."""
-    entry = MODELS[model_name]
-    model = build_hashing_model(
-        model_name, bits, pretrained=pretrained, image_size=profile.image_size, size=profile.model_size
-    ).to(device)
-    criterion = LOSSES[loss or entry.loss](len(data.train), bits, data.protocol.num_classes, quantization_weight)
-    return TrainingParts(
-        model,
-        criterion.to(device),
-        OPTIMIZERS[optimizer or profile.optimizer or entry.optimizer](
-            model, profile.learning_rate, profile.weight_decay
-        ),
-    )
 
 
 def seed_everything(seed: int, generator: torch.Generator | None = None) -> None:
@@ -224,14 +140,14 @@ def training_step(parts: TrainingParts, images, labels, indices, device, accumul
     Returns the loss terms as detached device tensors (no host synchronisation)."""
     with autocast(device):
         codes = parts.model(images)
-    if getattr(parts.criterion, "memory_bank", False):
+    if parts.criterion.memory_bank:
         parts.criterion.update_bank(*parts.collective.gather(codes.detach(), labels, indices))
     loss = parts.criterion(codes, labels)
     loss.backward()
     parts.optimizer.step()
     if not accumulate_gradients:
         parts.optimizer.zero_grad(set_to_none=True)
-    return {"loss": loss.detach(), **getattr(parts.criterion, "last_terms", {})}
+    return {"loss": loss.detach(), **parts.criterion.last_terms}
 
 
 class StepLog:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.codes import load_code_sets
+from mh.datasets import dataset_entry
 from mh.io import read_json, write_json
 from mh.metrics import (
     RANKING_CONVENTION,
@@ -24,8 +25,7 @@ from mh.metrics import (
     precision_recall_at_n,
     precision_within_radius,
 )
-from mh.runrecord import RunRecordError, read_status
-from mh.splits import PROTOCOLS
+from mh.rundir import RunDirectory, RunDirectoryError
 
 DEFAULT_N_POINTS = 20
 
@@ -43,8 +43,8 @@ def evaluate_run(
     A run whose ``status.json`` does not say ``finished`` (still running, failed, or killed) is refused
     unless ``allow_unfinished``: its codes may come from another epoch than its record says."""
     run_dir = Path(run_dir)
-    status = read_status(run_dir)
-    refused = RunRecordError(
+    status = RunDirectory(run_dir).status()
+    refused = RunDirectoryError(
         f"{run_dir} is not a finished run (status: {status}); resume it (python -m mh.train … --resume) "
         "or pass --allow-unfinished to evaluate its codes anyway"
     )
@@ -60,7 +60,7 @@ def evaluate_run(
     sets = load_code_sets(codes_path)
     query, database = sets["query"], sets["database"]
     if topk == "protocol":
-        topk = PROTOCOLS[config["dataset"]].topk
+        topk = dataset_entry(config["dataset"]).protocol.topk
     args = (query.codes, database.codes, query.labels, database.labels)
     by_radius = pr_curve_by_radius(*args)
     at_n = precision_recall_at_n(*args, rank_cutoffs(len(database), n_points))

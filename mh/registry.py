@@ -26,9 +26,11 @@ import torch
 from torch import nn
 
 from mh.baselines import HybridHash, ResNet50Hash, ViTL32Hash
+from mh.engine import TrainingParts
 from mh.family import MpVH
-from mh.losses import DPSHLoss, PairwiseRegressionLoss
+from mh.losses import DPSHLoss, HashingLoss, PairwiseRegressionLoss
 from mh.model import MambaHash, check_bits, load_groupmamba_weights
+from mh.profiles import Profile
 from mh.weights import LoadReport, load_weights
 
 
@@ -127,9 +129,9 @@ def _sgd_two_groups(model: nn.Module, learning_rate: float, weight_decay: float)
     )
 
 
-# name → (num_train, bits, num_classes, quantization_weight) → loss module; a loss class may carry its own
-# ``default_quantization_weight`` (MpVH's λ₂ = 1), used when the run does not set one
-LOSSES: dict[str, Callable[..., nn.Module]] = {"dpsh": DPSHLoss, "mpvh": PairwiseRegressionLoss}
+# name → a HashingLoss class, built by keyword from the run's facts (num_train, bits, num_classes,
+# quantization_weight); its ``default_quantization_weight`` (MpVH's λ₂ = 1) is used when the run sets none
+LOSSES: dict[str, type[HashingLoss]] = {"dpsh": DPSHLoss, "mpvh": PairwiseRegressionLoss}
 # name → (model, learning_rate, weight_decay) → optimizer
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "rmsprop": _rmsprop,
@@ -140,7 +142,38 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 def default_quantization_weight(loss: str, dataset_default: float) -> float:
     """The quantization weight a run uses when none is given: the loss's own, else the dataset's η."""
-    return getattr(LOSSES[loss], "default_quantization_weight", dataset_default)
+    own = LOSSES[loss].default_quantization_weight
+    return dataset_default if own is None else own
+
+
+def training_recipe(model_name: str, profile: Profile, loss: str | None = None) -> tuple[str, str]:
+    """(loss name, optimizer name) a run of ``model_name`` uses: ``loss`` and the profile's optimizer when
+    given, else the model's registry entry."""
+    entry = MODELS[model_name]
+    return loss or entry.loss, profile.optimizer or entry.optimizer
+
+
+def build_training(
+    model_name: str,
+    bits: int,
+    profile: Profile,
+    num_train: int,
+    num_classes: int,
+    quantization_weight: float,
+    device: torch.device,
+    loss: str | None = None,
+    pretrained=None,
+) -> TrainingParts:
+    """Model, loss and optimizer for ``model_name`` (``training_recipe``), the model and loss on ``device``."""
+    loss_name, optimizer_name = training_recipe(model_name, profile, loss)
+    model = build_hashing_model(
+        model_name, bits, pretrained=pretrained, image_size=profile.image_size, size=profile.model_size
+    ).to(device)
+    criterion = LOSSES[loss_name](
+        num_train=num_train, bits=bits, num_classes=num_classes, quantization_weight=quantization_weight
+    )
+    optimizer = OPTIMIZERS[optimizer_name](model, profile.learning_rate, profile.weight_decay)
+    return TrainingParts(model, criterion.to(device), optimizer)
 
 
 def available_models() -> list[str]:

@@ -1,7 +1,7 @@
-"""The paper's retrieval protocols and their splits (§4.1, DeepHash-pytorch conventions).
+"""Retrieval protocols and their splits (§4.1, DeepHash-pytorch conventions).
 
-* ``PROTOCOLS``: for each dataset, its classes, mAP@topK, the quantization weight η and, for CIFAR-10,
-  how many images per class go to the query and training sets.
+* ``Protocol``: a dataset's classes, mAP@topK, the quantization weight η and, for CIFAR-10, how many images
+  per class go to the query and training sets (each dataset's own is in its entry of ``mh.datasets``).
 * CIFAR-10 ("cifar10", "cifar10-1", "cifar10-2"): all 60,000 images pooled and split per class with a fixed
   seed, the way the released code does it; the split is written once to a small file and reused.
 * ``stratified_subset``: seeded, class-balanced subsets for the quick profiles.
@@ -37,50 +37,6 @@ class Protocol:
     description: str = ""
 
 
-PROTOCOLS = {
-    "cifar10": Protocol(
-        "cifar10",
-        10,
-        None,
-        0.01,
-        100,
-        500,
-        "rest",
-        "per class 100 query / 500 train / rest database: 1,000 / 5,000 / 54,000",
-    ),
-    "cifar10-1": Protocol(
-        "cifar10-1",
-        10,
-        None,
-        0.01,
-        100,
-        500,
-        "rest+train",
-        "per class 100 query / 500 train, database = all but queries: 1,000 / 5,000 / 59,000",
-    ),
-    "cifar10-2": Protocol(
-        "cifar10-2",
-        10,
-        None,
-        0.01,
-        1000,
-        5000,
-        "train",
-        "per class 1,000 query / 5,000 train, database = train: 10,000 / 50,000 / 50,000",
-    ),
-    "nuswide_21": Protocol(
-        "nuswide_21",
-        21,
-        5000,
-        0.05,
-        description="DeepHash-pytorch lists: 2,100 query / 10,500 train / 193,734 database",
-    ),
-    "imagenet": Protocol(
-        "imagenet", 100, 1000, 0.05, description="ImageNet-100 lists: 5,000 query / 13,000 train / 128,503 database"
-    ),
-}
-
-
 @dataclass
 class Split:
     """Pool indices of the query, train and database sets, and where they came from."""
@@ -96,7 +52,7 @@ class Split:
         return {"query": len(self.query), "train": len(self.train), "database": len(self.database)}
 
 
-def draw_cifar_split(labels: np.ndarray, protocol: str = "cifar10", seed: int = SPLIT_SEED) -> Split:
+def draw_cifar_split(labels: np.ndarray, protocol: Protocol, seed: int = SPLIT_SEED) -> Split:
     """The released code's per-class split: for class 0..9 in order, a permutation (one shared RandomState
     seeded once) of that class's pool indices; the first ``query_per_class`` are queries, the next
     ``train_per_class`` training images, the rest (by protocol) the database.
@@ -106,28 +62,27 @@ def draw_cifar_split(labels: np.ndarray, protocol: str = "cifar10", seed: int = 
     whose codes are all equal would score mAP ≈ 0.21 instead of ≈ 0.10 on CIFAR-10). So each set's
     *order* is then shuffled with a second RandomState(seed + 1).
     """
-    spec = PROTOCOLS[protocol]
     random = np.random.RandomState(seed)
     query, train, rest = [], [], []
-    for label in range(spec.num_classes):
+    for label in range(protocol.num_classes):
         members = np.flatnonzero(labels == label)
         members = members[random.permutation(len(members))]
-        cut = spec.query_per_class + spec.train_per_class
-        query.append(members[: spec.query_per_class])
-        train.append(members[spec.query_per_class : cut])
+        cut = protocol.query_per_class + protocol.train_per_class
+        query.append(members[: protocol.query_per_class])
+        train.append(members[protocol.query_per_class : cut])
         rest.append(members[cut:])
     query, train, rest = (np.concatenate(part) for part in (query, train, rest))
-    if spec.database == "rest+train":
+    if protocol.database == "rest+train":
         database = np.concatenate([train, rest])
-    elif spec.database == "train":
+    elif protocol.database == "train":
         train = np.concatenate([train, rest])
         database = train
     else:
         database = rest
     order = np.random.RandomState(seed + 1)
     query, train = query[order.permutation(len(query))], train[order.permutation(len(train))]
-    database = train if spec.database == "train" else database[order.permutation(len(database))]
-    return Split(query, train, database, protocol, seed)
+    database = train if protocol.database == "train" else database[order.permutation(len(database))]
+    return Split(query, train, database, protocol.name, seed)
 
 
 def _split_digest(split: Split) -> str:
@@ -139,19 +94,21 @@ def _split_digest(split: Split) -> str:
 
 def cifar_split(
     labels: np.ndarray,
-    protocol: str = "cifar10",
+    protocol: Protocol,
     seed: int = SPLIT_SEED,
     split_dir: str | os.PathLike = "results/splits",
 ) -> Split:
     """The split for ``protocol``, read from ``split_dir/<protocol>-seed<seed>.npz`` when it exists (and
     matches the pool), else drawn and written there. Every run and notebook therefore sees one split."""
-    if protocol not in PROTOCOLS or not protocol.startswith("cifar10"):
-        raise ValueError(f"unknown CIFAR-10 protocol {protocol!r}; expected one of cifar10, cifar10-1, cifar10-2")
-    path = Path(split_dir) / f"{protocol}-seed{seed}.npz"
+    if not (protocol.query_per_class and protocol.train_per_class):
+        raise ValueError(f"{protocol.name} is not split per class (it has no per-class query and training counts)")
+    path = Path(split_dir) / f"{protocol.name}-seed{seed}.npz"
     if path.exists():
         with reading(path, "split file", "delete it to draw the split again"):
             stored = dict(np.load(path))
-            split = Split(stored["query"], stored["train"], stored["database"], protocol, seed, str(stored["sha256"]))
+            split = Split(
+                stored["query"], stored["train"], stored["database"], protocol.name, seed, str(stored["sha256"])
+            )
             pool_size, pool_labels = int(stored["pool_size"]), stored["pool_labels"]
         if pool_size != len(labels) or not np.array_equal(pool_labels, labels):
             raise ValueError(

@@ -18,8 +18,10 @@ Every run writes ``results/runs/<name>/``: config.json, manifest.json, history.c
 losses.csv (per step), metrics.json, codes.npz (query and database codes) and checkpoint.ckpt.
 Checkpoints are written atomically after every epoch; ``resume=True`` continues from the last one and, on
 the CPU, gives exactly the result of an uninterrupted run (each epoch reseeds every random source). A resume
-keeps the run's settings (``mh.runrecord``: a change is refused, ``extend_epochs`` lets it train longer);
-``status.json`` records running / finished / failed; every image is opened before the first step.
+keeps the run's settings (``mh.rundir.RunDirectory.check_resume``: a change is refused, ``extend_epochs`` lets
+it train longer); ``status.json`` records running / finished / failed; every image is opened before the first
+step. The profile's knobs (``mh.profiles.KNOBS``: epochs, batch size, rate, …) are ``TrainConfig`` fields and
+command-line flags without being listed here.
 """
 
 from __future__ import annotations
@@ -35,136 +37,74 @@ import numpy as np
 import torch
 
 from mh.cli import add_debug_flag, cli_errors, returns_status
-from mh.data import VERIFY_LEVELS, HashingData, load_hashing_data, verify_images
-from mh.distributed import distribute_model, init_collective, leave_process_group
+from mh.config import TrainConfig, validate_config
+from mh.data import VERIFY_LEVELS, HashingData, verify_images
+from mh.datasets import DATASETS, load_hashing_data
+from mh.distributed import distribute_model, init_collective, is_main_process, leave_process_group
 from mh.encode import resolve_device
 from mh.engine import (
     GlobalBatchSampler,
-    RunWriter,
     TrainingParts,
-    build_training,
     elapsed_seconds,
     epoch_seed,
     evaluate_model,
-    is_main_process,
     seed_everything,
     train_loader,
     train_one_epoch,
 )
 from mh.io import load_checkpoint
-from mh.model import PAPER_BITS, check_bits
+from mh.manifest import run_manifest
+from mh.metrics import RANKING_CONVENTION
+from mh.model import PAPER_BITS
+from mh.profiles import PROFILES, Profile, add_knob_flags
 from mh.registry import (
     LOSSES,
-    MODEL_SIZES,
-    MODELS,
-    OPTIMIZERS,
     available_models,
+    build_training,
     default_quantization_weight,
     resolve_model_name,
+    training_recipe,
 )
-from mh.repro.profiles import PROFILES, Profile, resolve_profile
-from mh.runrecord import RunResult, check_resume, finish_run, open_run_directory, truncate_step_log, write_status
-from mh.splits import PROTOCOLS, SPLIT_SEED
+from mh.rundir import RunDirectory, fingerprint
+from mh.splits import SPLIT_SEED
 
 
 @dataclass
-class TrainConfig:
-    """Everything a run depends on; written to ``config.json``."""
-
-    dataset: str = "cifar10"
-    bits: int = 48
-    model: str = "mambahash"
-    profile: str = "smoke"
-    seed: int = SPLIT_SEED
-    epochs: int | None = None  # None: the profile's value (same for the fields below)
-    batch_size: int | None = None
-    learning_rate: float | None = None
-    image_size: int | None = None
-    transform_style: str | None = None  # "paper" or "released_cifar" (mh.data.build_transform)
-    model_size: str | None = None  # "paper" or "reduced" (mh.registry); None: the profile's
-    eval_every: int | None = None  # evaluate every N epochs (the last epoch always)
-    quantization_weight: float | None = None  # η; None: the loss's own (MpVH 1), else the dataset's (0.01 CIFAR-10)
-    accumulate_gradients: bool = False
-    data_dir: str | None = None
-    runs_dir: str = "results/runs"
-    split_dir: str = "results/splits"
-    run_name: str | None = None
-    device: str | None = None  # None: cuda when available, else cpu
-    pretrained: str | None = None
-    download: bool = False
-    loss: str | None = None  # None: the model's (mh.registry.MODELS)
-    optimizer: str | None = None  # None: the model's
-    log_every: int = 25  # read loss terms to the host every N steps
-    verify_data: str = "full"  # open every image before the first step: none, header or full (mh.data)
-
-    def resolved_profile(self) -> Profile:
-        return resolve_profile(self.profile).with_overrides(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            image_size=self.image_size,
-            transform_style=self.transform_style,
-            model_size=self.model_size,
-            eval_every=self.eval_every,
-        )
-
-    def name(self) -> str:
-        return self.run_name or f"{self.dataset}-{self.model}-{self.bits}bits-{self.resolved_profile().name}"
-
-
-def validate_config(config: TrainConfig) -> None:
-    """Clear errors for bad settings, before any data is read."""
-    if config.dataset not in PROTOCOLS:
-        raise ValueError(f"unknown dataset {config.dataset!r}; expected one of {', '.join(PROTOCOLS)}")
-    if config.model not in MODELS:
-        raise ValueError(f"unknown model {config.model!r}; expected one of {', '.join(available_models())}")
-    for kind, name, table in (("loss", config.loss, LOSSES), ("optimizer", config.optimizer, OPTIMIZERS)):
-        if name is not None and name not in table:
-            raise ValueError(f"unknown {kind} {name!r}; expected one of {', '.join(table)}")
-    check_bits(config.bits)
-    profile = config.resolved_profile()
-    for field_name in ("epochs", "batch_size", "image_size", "eval_every"):
-        if getattr(profile, field_name) < 1:
-            raise ValueError(f"{field_name} must be positive; got {getattr(profile, field_name)}")
-    if config.log_every < 1:
-        raise ValueError(f"log_every must be positive; got {config.log_every}")
-    if config.verify_data not in VERIFY_LEVELS:
-        raise ValueError(f"verify_data must be one of {VERIFY_LEVELS}; got {config.verify_data!r}")
-    if profile.model_size not in MODEL_SIZES:
-        raise ValueError(f"model_size must be one of {MODEL_SIZES}; got {profile.model_size!r}")
-
-
-@dataclass
-class Run:
-    """One training run in progress: its settings, data, parts and the writer of its directory."""
+class Training:
+    """One training in progress: its settings, data, parts and its run directory."""
 
     config: TrainConfig
     profile: Profile
     device: torch.device
     data: HashingData
     parts: TrainingParts
-    writer: RunWriter
+    run_dir: RunDirectory
     progress: bool = True
     history: list[dict] = dataclasses.field(default_factory=list)
     train_seconds: float = 0.0
 
 
-def start_run(
+@dataclass
+class TrainingOutcome:
+    """What ``fit`` returns: the run directory it wrote, the final metrics and the per-epoch history."""
+
+    run_dir: Path
+    metrics: dict
+    history: list[dict]
+
+
+def start_training(
     config: TrainConfig, resume: bool, progress: bool, data: HashingData | None, extend_epochs: bool = False
-) -> Run:
+) -> Training:
     """Validate, open the directory, load and verify data, seed, build (model, loss, optimizer), restore a
-    checkpoint (a resume must keep the run's settings: ``mh.runrecord``)."""
+    checkpoint (a resume must keep the run's settings: ``RunDirectory.check_resume``)."""
     validate_config(config)
     profile = config.resolved_profile()
+    path = config.run_path()
     if resume:
-        check_resume(
-            Path(config.runs_dir) / config.name(),
-            dataclasses.asdict(config),
-            dataclasses.asdict(profile),
-            extend_epochs,
-        )
+        RunDirectory(path).check_resume(dataclasses.asdict(config), dataclasses.asdict(profile), extend_epochs)
     collective, device = init_collective(resolve_device(config.device))
-    writer = open_run_directory(config, resume, collective)
+    run_dir = RunDirectory.open(path, resume, collective)
     data = data or load_hashing_data(
         config.dataset,
         config.data_dir,
@@ -177,35 +117,41 @@ def start_run(
     )
     for part in ("train", "query", "database"):
         verify_images(getattr(data, part), config.verify_data, f"{part} images", progress)
-    loss_name = config.loss or MODELS[config.model].loss
+    loss_name, optimizer_name = training_recipe(config.model, profile, config.loss)
     eta = config.quantization_weight
     if eta is None:
         eta = default_quantization_weight(loss_name, data.protocol.quantization_weight)
     seed_everything(config.seed)
     parts = build_training(
-        config.model, config.bits, profile, data, device, eta, config.loss, config.optimizer, config.pretrained
+        config.model,
+        config.bits,
+        profile,
+        len(data.train),
+        data.protocol.num_classes,
+        eta,
+        device,
+        config.loss,
+        config.pretrained,
     )
     parts.model, parts.collective = distribute_model(parts.model, collective, device), collective
-    run = Run(config, profile, device, data, parts, writer, progress)
-    if resume and writer.checkpoint_path.exists():
-        state = load_checkpoint(writer.checkpoint_path, map_location=device)
+    training = Training(config, profile, device, data, parts, run_dir, progress)
+    if resume and run_dir.checkpoint_path.exists():
+        state = load_checkpoint(run_dir.checkpoint_path, map_location=device)
         parts.load_state_dict(state)
-        run.history, run.train_seconds = state["history"], state["train_seconds"]
-        if writer.is_writer:
-            truncate_step_log(writer.run_dir / "losses.csv", len(run.history))
-    entry = MODELS[config.model]
-    writer.json(
+        training.history, training.train_seconds = state["history"], state["train_seconds"]
+        run_dir.cut_step_log(len(training.history))
+    run_dir.write_json(
         "config.json",
         {
             **dataclasses.asdict(config),
             "resolved_profile": dataclasses.asdict(profile),
             "quantization_weight": eta,
             "loss": loss_name,
-            "optimizer": config.optimizer or profile.optimizer or entry.optimizer,
+            "optimizer": optimizer_name,
             "data": data.record,
         },
     )
-    return run
+    return training
 
 
 def fit(
@@ -215,7 +161,7 @@ def fit(
     data: HashingData | None = None,
     sampler=None,
     extend_epochs: bool = False,
-) -> RunResult:
+) -> TrainingOutcome:
     """Train ``config.model`` on ``config.dataset`` under ``config.profile``; write the run directory.
 
     ``data`` skips loading (notebooks share one loaded dataset); ``sampler`` replaces the seeded shuffle
@@ -224,98 +170,132 @@ def fit(
     running, finished or failed. Under ``torchrun`` the batch size is global: each of the N ranks takes
     its 1/N of every batch.
     """
-    run = start_run(config, resume, progress, data, extend_epochs)
-    if run.writer.is_writer:
-        write_status(run.writer.run_dir, "running")
+    training = start_training(config, resume, progress, data, extend_epochs)
+    training.run_dir.set_status("running")
     try:
-        return train_epochs(run, sampler)
+        return train_epochs(training, sampler)
     except BaseException as error:
-        if run.writer.is_writer:
-            write_status(run.writer.run_dir, "failed", error=f"{type(error).__name__}: {error}"[:2000])
+        training.run_dir.set_status("failed", error=f"{type(error).__name__}: {error}"[:2000])
         raise
 
 
-def train_epochs(run: Run, sampler=None) -> RunResult:
-    """The epoch loop of ``fit``: from the run's last finished epoch to the profile's last."""
-    config, progress = run.config, run.progress
-    ranks = run.parts.collective
+def train_epochs(training: Training, sampler=None) -> TrainingOutcome:
+    """The epoch loop of ``fit``: from the last finished epoch to the profile's last."""
+    config, profile, ranks = training.config, training.profile, training.parts.collective
     if sampler is None:
         sampler = GlobalBatchSampler(
-            len(run.data.train), run.profile.batch_size, ranks.rank, ranks.world_size, config.seed
+            len(training.data.train), profile.batch_size, ranks.rank, ranks.world_size, config.seed
         )
     generator = torch.Generator()
     loader = train_loader(
-        run.data.train, run.profile, run.device, generator, sampler, run.profile.batch_size // ranks.world_size
+        training.data.train, profile, training.device, generator, sampler, profile.batch_size // ranks.world_size
     )
-    if run.history:
-        evaluate_if_due(run)  # a resume after an evaluation that failed
-    run.parts.model.train()
-    run.parts.optimizer.zero_grad(set_to_none=True)
-    for epoch in range(len(run.history), run.profile.epochs):
+    if training.history:
+        evaluate_if_due(training)  # a resume after an evaluation that failed
+    training.parts.model.train()
+    training.parts.optimizer.zero_grad(set_to_none=True)
+    for epoch in range(len(training.history), profile.epochs):
         seed_everything(epoch_seed(config.seed, epoch), generator)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
         started = time.perf_counter()
         step_rows = train_one_epoch(
-            run.parts,
+            training.parts,
             loader,
-            run.device,
+            training.device,
             epoch,
-            run.profile.epochs,
+            profile.epochs,
             config.accumulate_gradients,
             config.log_every,
-            progress,
+            training.progress,
         )
-        finish_epoch(run, epoch, step_rows, elapsed_seconds(started, run.device))
-    return finish_run(run)
+        finish_epoch(training, epoch, step_rows, elapsed_seconds(started, training.device))
+    return finish_training(training)
 
 
-def finish_epoch(run: Run, epoch: int, step_rows: list[dict], seconds: float) -> None:
+def finish_epoch(training: Training, epoch: int, step_rows: list[dict], seconds: float) -> None:
     """Log the epoch and write its checkpoint; then evaluate when due (the last epoch always, saving its codes)
     and write the checkpoint again with the result, so that a failing evaluation costs no training."""
-    run.train_seconds += seconds
-    run.history.append(
+    training.train_seconds += seconds
+    training.history.append(
         {
             "epoch": epoch + 1,
             "loss": float(np.mean([r["loss"] for r in step_rows])),
             "train_seconds": seconds,
-            "train_img_per_s": len(run.data.train) / seconds,
+            "train_img_per_s": len(training.data.train) / seconds,
             "map": None,
             "encode_img_per_s": None,
         }
     )
-    run.writer.table("losses.csv", step_rows, append=True)
-    save_checkpoint(run)
-    evaluate_if_due(run)
+    training.run_dir.write_table("losses.csv", step_rows, append=True)
+    save_checkpoint(training)
+    evaluate_if_due(training)
 
 
-def save_checkpoint(run: Run) -> None:
-    state = {**run.parts.state_dict(), "epoch": len(run.history), "history": run.history}
-    run.writer.checkpoint({**state, "train_seconds": run.train_seconds})
+def save_checkpoint(training: Training) -> None:
+    state = {**training.parts.state_dict(), "epoch": len(training.history), "history": training.history}
+    training.run_dir.save_checkpoint({**state, "train_seconds": training.train_seconds})
 
 
-def evaluate_if_due(run: Run) -> None:
+def evaluate_if_due(training: Training) -> None:
     """Evaluate the last finished epoch unless it is not due or was evaluated (a resume after a failed one)."""
-    row, epochs = run.history[-1], len(run.history)
-    last_epoch = epochs == run.profile.epochs
-    if row["map"] is not None or not (last_epoch or epochs % run.profile.eval_every == 0):
+    row, epochs, profile = training.history[-1], len(training.history), training.profile
+    last_epoch = epochs == profile.epochs
+    if row["map"] is not None or not (last_epoch or epochs % profile.eval_every == 0):
         return
-    config = run.config
-    metadata = {"dataset": config.dataset, "model": config.model, "bits": config.bits, "profile": run.profile.name}
+    config = training.config
+    metadata = {"dataset": config.dataset, "model": config.model, "bits": config.bits, "profile": profile.name}
     scalars, code_sets = evaluate_model(
-        run.parts.model, run.data, run.profile, run.device, run.progress, metadata, run.parts.collective
+        training.parts.model,
+        training.data,
+        profile,
+        training.device,
+        training.progress,
+        metadata,
+        training.parts.collective,
     )
     row.update(scalars)
     if last_epoch:
-        run.writer.codes(**code_sets)
-    save_checkpoint(run)
+        training.run_dir.save_codes(**code_sets)
+    save_checkpoint(training)
+
+
+def finish_training(training: Training) -> TrainingOutcome:
+    """The final record (``RunDirectory.finish``) of a training whose epochs are all done: the last epoch's
+    mAP as the result, the best over epochs (selected on the query set) kept apart as ``best_on_query``."""
+    config, history, profile = training.config, training.history, training.profile
+    metrics = {
+        "map": history[-1]["map"],
+        "topk": training.data.protocol.topk,
+        "epochs": len(history),
+        "bits": config.bits,
+        "model": config.model,
+        "dataset": config.dataset,
+        "profile": profile.describe(),
+        "best_on_query": max(row["map"] for row in history if row["map"] is not None),
+        "best_on_query_note": "best over epochs, selected on the query set (released code's practice)",
+        "ranking_convention": RANKING_CONVENTION,
+    }
+    manifest = run_manifest(
+        profile.name,
+        training.device,
+        run=training.run_dir.name,
+        profile_description=profile.describe(),
+        train_wall_seconds=training.train_seconds,
+        train_img_per_s=float(np.mean([row["train_img_per_s"] for row in history])),
+        encode_img_per_s=history[-1]["encode_img_per_s"],
+        world_size=training.parts.collective.world_size,
+        backend=training.parts.collective.backend,
+    )
+    training.run_dir.finish(history, metrics, fingerprint(config), manifest)
+    return TrainingOutcome(training.run_dir.path, metrics, history)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m mh.train", description="Train a hashing network with its registry loss and optimizer."
     )
-    parser.add_argument("--dataset", default="cifar10", choices=list(PROTOCOLS))
+    parser.add_argument("--dataset", default="cifar10", choices=list(DATASETS))
     parser.add_argument("--bits", type=int, default=48, choices=PAPER_BITS)
     parser.add_argument(
         "--model",
@@ -325,20 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"one of {', '.join(available_models())}; a bare variant name (no_ciam, …) also works",
     )
     parser.add_argument("--loss", help=f"one of {', '.join(LOSSES)} (default: the model's)")
-    parser.add_argument("--optimizer", help=f"one of {', '.join(OPTIMIZERS)} (default: the model's)")
     parser.add_argument("--log-every", type=int, default=25, help="read loss terms to the host every N steps")
     parser.add_argument("--profile", default="auto", choices=["auto", *PROFILES])
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, dest="learning_rate")
-    parser.add_argument("--image-size", type=int)
-    parser.add_argument(
-        "--transform-style", choices=["paper", "released_cifar"], help="image pipeline (default: the profile's)"
-    )
-    parser.add_argument(
-        "--model-size", choices=["paper", "reduced"], help="reduced: fewer blocks, same widths (default: the profile's)"
-    )
-    parser.add_argument("--eval-every", type=int, help="evaluate every N epochs (the last epoch always)")
+    add_knob_flags(parser)  # --epochs, --batch-size, --lr, --optimizer, …: one per knob of mh.profiles.Profile
     parser.add_argument("--seed", type=int, default=SPLIT_SEED)
     parser.add_argument(
         "--data-dir",

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 03 · Training MambaHash on CIFAR-10
 #
@@ -32,14 +40,12 @@ import pandas as pd
 import torch
 
 from mh.codes import load_code_sets, retrieve
-from mh.data import load_hashing_data
 from mh.engine import evaluate_model
 from mh.registry import build_hashing_model
-from mh.repro.runs import ensure_run
+from mh.repro.run_cache import ensure_run
 from mh.repro.tuning import read_tuning, tuning_record
 from mh.repro.workspace import open_workspace
 from mh.splits import CIFAR10_CLASSES
-from mh.train import TrainConfig
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.profile
@@ -56,8 +62,7 @@ print(profile.note)
 # class-balanced subsets of each set.
 
 # %%
-data = load_hashing_data("cifar10", ws.data_dir, profile.image_size, profile.transform_style, profile.subset,
-                         SEED, ws.splits)
+data = ws.data()
 pd.Series(data.record["sizes"], name="images").to_frame().assign(source=data.record["source"])
 
 # %% [markdown]
@@ -131,10 +136,7 @@ if profile.name == "smoke":
 # %%
 results = {}
 for bits in bit_lengths:
-    config = TrainConfig(dataset="cifar10", bits=bits, model="mambahash", profile=profile.name, seed=SEED,
-                         data_dir=str(ws.data_dir), runs_dir=str(ws.runs), split_dir=str(ws.splits),
-                         device=str(ws.device))
-    results[bits] = ensure_run(config, data)
+    results[bits] = ensure_run(ws.train_config("mambahash", bits), data)
 
 rows = []
 for bits, record in results.items():
@@ -185,10 +187,10 @@ examples = np.random.default_rng(SEED).choice(len(sets["query"]), size=5, replac
 fig, axes = plt.subplots(len(examples), 11, figsize=(15, 1.6 * len(examples)))
 for row, query_position in zip(axes, examples):
     indices, distances = retrieve(sets["query"].packed[query_position], sets["database"], k=10)
-    row[0].imshow(data.query.pool.load(int(data.query.indices[query_position])))
+    row[0].imshow(data.query.image(query_position))
     row[0].set_title(f"query: {CIFAR10_CLASSES[query_labels[query_position]]}", fontsize=8)
     for ax, index, distance in zip(row[1:], indices, distances):
-        ax.imshow(data.database.pool.load(int(data.database.indices[index])))
+        ax.imshow(data.database.image(index))
         correct = db_labels[index] == query_labels[query_position]
         for spine in ax.spines.values():
             spine.set_edgecolor("tab:green" if correct else "tab:red"); spine.set_linewidth(3)

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 04 · Tables 1–3: mAP, the paper beside our runs
 #
@@ -34,11 +42,9 @@ BACKBONES = ["resnet50", "vit_l_32", "hybridhash"]
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from mh.data import load_hashing_data
-from mh.repro.runs import ensure_run
+from mh.repro.run_cache import ensure_run
 from mh.repro.tables import measured_beside_paper, measured_runs, paper_numbers, side_by_side, table1
 from mh.repro.workspace import open_workspace
-from mh.train import TrainConfig
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile, compare = ws.profile, ws.comparison_profile
@@ -53,18 +59,12 @@ print("Table 1:", ws.label(), "\nTables 2–3:", ws.label(compare))
 # their sizes); none has pretrained weights here.
 
 # %%
-data = load_hashing_data("cifar10", ws.data_dir, compare.image_size, compare.transform_style, compare.subset,
-                         SEED, ws.splits)
+data = ws.data(compare)
 records = {}
 for model in ["mambahash", *ABLATIONS, *BACKBONES]:
-    config = TrainConfig(dataset="cifar10", bits=TABLE_BITS, model=model, profile=compare.name, seed=SEED,
-                         data_dir=str(ws.data_dir), runs_dir=str(ws.runs_of(compare)), split_dir=str(ws.splits),
-                         device=str(ws.device), eval_every=compare.epochs)
+    config = ws.train_config(model, TABLE_BITS, compare, eval_every=compare.epochs)
     records[config.name()] = ensure_run(config, data)
-table1_run = TrainConfig(dataset="cifar10", bits=TABLE_BITS, model="mambahash", profile=profile.name, seed=SEED,
-                         data_dir=str(ws.data_dir), runs_dir=str(ws.runs), split_dir=str(ws.splits),
-                         device=str(ws.device))
-ensure_run(table1_run)  # notebook 03's run; trained here when this notebook runs first
+ensure_run(ws.train_config("mambahash", TABLE_BITS))  # notebook 03's run; trained here when this notebook runs first
 measured = measured_runs(ws.runs_of(compare), models=["mambahash", *ABLATIONS, *BACKBONES])
 measured
 

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 06 · Grad-CAM: where each backbone looks when it hashes
 #
@@ -34,13 +42,13 @@ import pandas as pd
 import torch
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
-from mh.data import IMAGENET_MEAN, IMAGENET_STD, build_transform, load_hashing_data
+from mh.data import IMAGENET_MEAN, IMAGENET_STD, build_transform
 from mh.registry import COMPARISON_BACKBONES, build_hashing_model
 from mh.repro.gradcam import class_centres, gradcam_maps, gradcam_target
 from mh.repro.tables import MODEL_LABELS
 from mh.repro.workspace import open_workspace
+from mh.rundir import RunDirectory
 from mh.splits import CIFAR10_CLASSES, stratified_subset
-from mh.train import TrainConfig
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.profile
@@ -50,15 +58,15 @@ compare = ws.comparison_profile  # the four backbones are compared where noteboo
 # ## 1. The images: query images to explain, and a class-balanced reference set for the centre codes
 
 # %%
-data = load_hashing_data("cifar10", ws.data_dir, IMAGE_SIZE, "paper", profile.subset, SEED, ws.splits)
+data = ws.data(profile, image_size=IMAGE_SIZE, transform_style="paper")
 transform = build_transform(False, IMAGE_SIZE)
-pool, query_labels = data.query.pool, data.query.labels.argmax(1).numpy()
+query_labels, train_labels = data.query.class_indices(), data.train.class_indices()
 shown = np.random.default_rng(SEED).choice(len(data.query), size=IMAGES_PER_ROW, replace=False)
-reference = stratified_subset(data.train.indices, pool.labels, 10 * REFERENCE_PER_CLASS, SEED)
-images = torch.stack([transform(pool.load(int(data.query.indices[i]))) for i in shown])
+reference = stratified_subset(np.arange(len(data.train)), train_labels, 10 * REFERENCE_PER_CLASS, SEED)
+images = torch.stack([transform(data.query.image(i)) for i in shown])
 labels = torch.as_tensor(query_labels[shown])
-reference_images = torch.stack([transform(pool.load(int(i))) for i in reference])
-reference_labels = torch.as_tensor(pool.labels[reference])
+reference_images = torch.stack([transform(data.train.image(i)) for i in reference])
+reference_labels = torch.as_tensor(train_labels[reference])
 print("explaining:", [CIFAR10_CLASSES[label] for label in labels])
 
 # %% [markdown]
@@ -69,8 +77,7 @@ maps, layers, weights_used = {}, [], {}
 for name in COMPARISON_BACKBONES:
     torch.manual_seed(SEED)
     model = build_hashing_model(name, BITS, image_size=IMAGE_SIZE, size=compare.model_size)
-    run_name = TrainConfig(bits=BITS, model=name, profile=compare.name).name()
-    checkpoint = ws.runs_of(compare) / run_name / "checkpoint.ckpt"
+    checkpoint = RunDirectory(ws.train_config(name, BITS, compare).run_path()).checkpoint_path
     if compare.image_size == IMAGE_SIZE and checkpoint.exists():
         model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
         weights_used[name] = f"trained ({compare.name})"

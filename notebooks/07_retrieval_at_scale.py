@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 07 · Retrieval at scale: FAISS binary indexes
 #
@@ -40,9 +48,8 @@ import pandas as pd
 import seaborn as sns
 
 from mh.codes import load_code_sets
-from mh.data import load_hashing_data
 from mh.metrics import mean_average_precision
-from mh.repro.runs import ensure_run
+from mh.repro.run_cache import ensure_run
 import mh.repro.scaling
 import mh.search
 from mh.repro.scaling import bit_balance, scaling_study
@@ -50,7 +57,6 @@ from mh.repro.timings import cached_measurement, describe_measurement
 from mh.repro.workspace import open_workspace
 from mh.search import CodeIndex, build_run_index, index_mean_average_precision
 from mh.splits import CIFAR10_CLASSES
-from mh.train import TrainConfig
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.profile
@@ -63,11 +69,8 @@ print(ws.label())
 # does what the next cell does: it indexes the run's database codes and saves the index beside the run.
 
 # %%
-data = load_hashing_data("cifar10", ws.data_dir, profile.image_size, profile.transform_style, profile.subset,
-                         SEED, ws.splits)
-config = TrainConfig(dataset="cifar10", bits=BITS, model="mambahash", profile=profile.name, seed=SEED,
-                     data_dir=str(ws.data_dir), runs_dir=str(ws.runs), split_dir=str(ws.splits), device=str(ws.device))
-record = ensure_run(config, data)
+data = ws.data()
+record = ensure_run(ws.train_config("mambahash", BITS), data)
 index = CodeIndex.load(build_run_index(record.run_dir, "flat"))
 sets = load_code_sets(record.run_dir / "codes.npz")
 query = sets["query"]
@@ -96,11 +99,11 @@ top10["same class"] = top10["class"] == CIFAR10_CLASSES[query_class]
 ws.save_table(top10, "07_retrieval_example",
               f"Top 10 of one CIFAR-10 query ({CIFAR10_CLASSES[query_class]}) from the flat index ({ws.label()}).")
 fig, axes = plt.subplots(1, 11, figsize=(16, 2.2))
-axes[0].imshow(data.query.pool.load(int(data.query.indices[query_position])))
+axes[0].imshow(data.query.image(query_position))
 axes[0].set_title(f"query: {CIFAR10_CLASSES[query_class]}", fontsize=9)
-for ax, (rank, pool_id, distance, same) in zip(axes[1:], top10[["rank", "pool id", "Hamming distance",
-                                                                  "same class"]].itertuples(index=False)):
-    ax.imshow(data.database.pool.load(int(pool_id)))
+for ax, (rank, position, distance, same) in zip(axes[1:], top10[["rank", "database position", "Hamming distance",
+                                                                   "same class"]].itertuples(index=False)):
+    ax.imshow(data.database.image(position))
     colour = "tab:green" if same else "tab:red"
     ax.set_title(f"#{rank} d={distance}", fontsize=9, color=colour)
     for spine in ax.spines.values():

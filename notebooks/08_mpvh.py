@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 08 · MpVH: a ViT prompted layer by layer by a Mamba prompter
 #
@@ -31,15 +39,13 @@ import pandas as pd
 import torch
 from matplotlib.patches import FancyBboxPatch
 
-from mh.data import load_hashing_data
 from mh.engine import evaluate_model
 from mh.family.mpvh import RELEASED_PARAMETERS_64_BITS, MpVH
 from mh.registry import MODELS, build_hashing_model
 from mh.repro.complexity import NEGLIGIBLE_OPS, counted_analysis
-from mh.repro.runs import ensure_run
+from mh.repro.run_cache import ensure_run
 from mh.repro.tables import mpvh_paper_numbers
 from mh.repro.workspace import open_workspace
-from mh.train import TrainConfig
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.comparison_profile  # MpVH is a comparison network: smoke_compare under smoke (notebook 04)
@@ -211,18 +217,14 @@ print("batch order changes no code:", torch.allclose(reordered.flip(0), first, a
 # `python -m mh.train --model mpvh --profile smoke_compare`.
 
 # %%
-data = load_hashing_data("cifar10", ws.data_dir, profile.image_size, profile.transform_style, profile.subset,
-                         SEED, ws.splits)
+data = ws.data(profile)
 recipe = {} if profile.model_size == "reduced" else FULL_SIZE_RECIPE
 torch.manual_seed(SEED)
 untrained = build_hashing_model("mpvh", BITS, image_size=profile.image_size, size=profile.model_size).to(ws.device)
 untrained_map = evaluate_model(untrained, data, profile, ws.device)[0]["map"]
 print(f"untrained MpVH-{BITS} mAP = {untrained_map:.4f}")
 del untrained
-config = TrainConfig(dataset="cifar10", bits=BITS, model="mpvh", profile=profile.name, seed=SEED,
-                     data_dir=str(ws.data_dir), runs_dir=str(ws.runs_of(profile)), split_dir=str(ws.splits),
-                     device=str(ws.device), eval_every=profile.epochs, **recipe)
-record = ensure_run(config, data)
+record = ensure_run(ws.train_config("mpvh", BITS, profile, eval_every=profile.epochs, **recipe), data)
 print(f"trained MpVH-{BITS} mAP = {record.metrics['map']:.4f} ({record.metrics['map'] / untrained_map:.2f}× untrained)")
 
 # %%

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 09 · CAGMH: cross-modal hashing, image ↔ text, with CLIP and a Mamba block
 #
@@ -165,7 +173,7 @@ pd.DataFrame(rows)
 #
 # **Smoke profile:** a reduced CLIP (stated in `SMOKE_CLIP`: 64 px, patch 16, 2 layers of width 128 per tower,
 # 256-d features) from random weights — no OpenAI weights here — trained with the two CAGMH losses
-# (`mh.losses.MultimodalProxyLoss` + `ClassBalanceCentreLoss`, cubic term sign-fixed) and AdamW (3 groups,
+# (`mh.family.cagmh_losses.MultimodalProxyLoss` + `ClassBalanceCentreLoss`, cubic term sign-fixed) and AdamW (3 groups,
 # `mh.family.cagmh_train`); these settings were fixed before training and are not tuned on the queries. The
 # gpu and paper profiles use the full CLIP ViT-B/32 at 224 px on more mosaics.
 
@@ -248,7 +256,7 @@ plt.show()
 # Predict first, then change a line above or write a few lines below and check.
 #
 # 1. **Hadamard centres.** With K = 16 and CIFAR-10's 10 classes, predict the Hamming distance between any two
-#    class centres of `mh.losses.hadamard_centres(10, 16)`, and what changes for K = 16 and 40 classes
+#    class centres of `mh.family.cagmh_losses.hadamard_centres(10, 16)`, and what changes for K = 16 and 40 classes
 #    (the rule wants more than K/4 bits between any two centres: is that always possible?).
 # 2. **The cubic term's sign.** For a code entry ũ = 0.9, predict the sign of the gradient of the released
 #    (|ũ| − 1)³ and of the fixed (1 − |ũ|)³ with respect to ũ, and which one moves ũ towards 1.

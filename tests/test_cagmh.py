@@ -16,9 +16,9 @@ from mh.family.cagmh import (
     load_openai_clip,
     tokenize,
 )
+from mh.family.cagmh_losses import ClassBalanceCentreLoss, MultimodalProxyLoss, hadamard_centres, proxy_threshold
 from mh.family.mamba1 import Mamba1
 from mh.family.paired_data import caption_for, dsph_split, load_dsph_pairs, synthetic_mosaics
-from mh.losses import ClassBalanceCentreLoss, MultimodalProxyLoss, hadamard_centres, proxy_threshold
 from mh.metrics import crossmodal_map, mean_average_precision, released_crossmodal_map
 
 TINY = {

@@ -12,10 +12,10 @@ from mh.data import (
     ListFileError,
     build_transform,
     load_cifar10_pool,
-    load_hashing_data,
     read_list_file,
     resolve_data_dir,
 )
+from mh.datasets import DATASETS, dataset_entry, load_hashing_data
 from mh.io import PROJECT_ROOT
 from mh.splits import CIFAR10_CLASSES, cifar_split, draw_cifar_split, stratified_subset
 
@@ -37,7 +37,7 @@ def released_split(labels, seed=2025, query_size=100, train_size=500):
 
 
 def test_split_is_the_released_algorithm_and_partitions_the_pool():
-    split = draw_cifar_split(POOL_LABELS, "cifar10")
+    split = draw_cifar_split(POOL_LABELS, DATASETS["cifar10"].protocol)
     expected = released_split(POOL_LABELS)
     for ours, theirs in zip((split.query, split.train, split.database), expected, strict=True):
         np.testing.assert_array_equal(np.sort(ours), np.sort(theirs))  # same membership …
@@ -50,53 +50,58 @@ def test_split_is_the_released_algorithm_and_partitions_the_pool():
 
 def test_set_order_does_not_follow_the_class():
     """… but not class-sorted: ties are broken by database index, so a sorted database would bias mAP."""
-    split = draw_cifar_split(POOL_LABELS, "cifar10")
+    split = draw_cifar_split(POOL_LABELS, DATASETS["cifar10"].protocol)
     for part in (split.query, split.train, split.database):
         first_tenth = POOL_LABELS[part[: len(part) // 10]]
         assert len(np.unique(first_tenth)) == 10
 
 
 def test_cifar10_1_and_2_protocols():
-    one = draw_cifar_split(POOL_LABELS, "cifar10-1")
+    one = draw_cifar_split(POOL_LABELS, DATASETS["cifar10-1"].protocol)
     assert one.sizes() == {"query": 1000, "train": 5000, "database": 59000}
     assert not set(one.query) & set(one.database)
-    two = draw_cifar_split(POOL_LABELS, "cifar10-2")
+    two = draw_cifar_split(POOL_LABELS, DATASETS["cifar10-2"].protocol)
     assert two.sizes() == {"query": 10000, "train": 50000, "database": 50000}
     np.testing.assert_array_equal(two.train, two.database)
 
 
 def test_committed_split_file_matches_a_fresh_draw():
     stored = np.load(REPO / "results" / "splits" / "cifar10-seed2025.npz")
-    fresh = draw_cifar_split(POOL_LABELS, "cifar10")
+    fresh = draw_cifar_split(POOL_LABELS, DATASETS["cifar10"].protocol)
     np.testing.assert_array_equal(stored["query"], fresh.query)
     np.testing.assert_array_equal(stored["database"], fresh.database)
 
 
 def test_split_file_is_written_once_and_reused(tmp_path):
-    first = cifar_split(POOL_LABELS, "cifar10", split_dir=tmp_path)
+    first = cifar_split(POOL_LABELS, DATASETS["cifar10"].protocol, split_dir=tmp_path)
     path = tmp_path / "cifar10-seed2025.npz"
     assert path.exists() and len(first.sha256) == 64
     written = path.stat().st_mtime_ns
-    second = cifar_split(POOL_LABELS, "cifar10", split_dir=tmp_path)
+    second = cifar_split(POOL_LABELS, DATASETS["cifar10"].protocol, split_dir=tmp_path)
     assert path.stat().st_mtime_ns == written and second.sha256 == first.sha256
     np.testing.assert_array_equal(first.train, second.train)
 
 
 def test_split_file_for_another_pool_or_tampered_is_refused(tmp_path):
-    cifar_split(POOL_LABELS, "cifar10", split_dir=tmp_path)
+    cifar_split(POOL_LABELS, DATASETS["cifar10"].protocol, split_dir=tmp_path)
     with pytest.raises(ValueError, match="different image pool"):
-        cifar_split(POOL_LABELS[:-6000], "cifar10", split_dir=tmp_path)
+        cifar_split(POOL_LABELS[:-6000], DATASETS["cifar10"].protocol, split_dir=tmp_path)
     path = tmp_path / "cifar10-seed2025.npz"
     stored = dict(np.load(path))
     stored["query"] = stored["query"][::-1].copy()
     np.savez(path, **stored)
     with pytest.raises(ValueError, match="corrupt"):
-        cifar_split(POOL_LABELS, "cifar10", split_dir=tmp_path)
+        cifar_split(POOL_LABELS, DATASETS["cifar10"].protocol, split_dir=tmp_path)
 
 
-def test_unknown_protocol_is_refused():
-    with pytest.raises(ValueError, match="unknown CIFAR-10 protocol"):
-        cifar_split(POOL_LABELS, "cifar100")
+def test_unknown_dataset_is_refused_with_the_known_names():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar100'; expected one of cifar10, cifar10-1"):
+        dataset_entry("cifar100")
+
+
+def test_a_list_file_protocol_is_not_split_per_class():
+    with pytest.raises(ValueError, match="not split per class"):
+        cifar_split(POOL_LABELS, DATASETS["nuswide_21"].protocol)
 
 
 def test_missing_cifar_says_where_it_looked_and_how_to_fix(tmp_path):

@@ -19,9 +19,9 @@ from torch import nn
 
 from mh.codes import load_code_sets
 from mh.data import HashingData, ImagePool, PoolSubset, build_transform
+from mh.datasets import DATASETS
 from mh.engine import GlobalBatchSampler
 from mh.registry import MODELS, ModelEntry
-from mh.splits import PROTOCOLS
 from mh.train import TrainConfig, fit
 
 TINY = "tiny-groupnorm"
@@ -54,7 +54,7 @@ def deterministic_data() -> HashingData:
     cuts = np.cumsum((0, *sizes))
     transform = build_transform(False, 32)
     sets = [PoolSubset(pool, np.arange(cuts[i], cuts[i + 1]), 10, transform) for i in range(3)]
-    return HashingData(*sets, PROTOCOLS["cifar10"], {"dataset": "synthetic"})
+    return HashingData(*sets, DATASETS["cifar10"].protocol, {"dataset": "synthetic"})
 
 
 def tiny_config(runs_dir, run_name) -> TrainConfig:
@@ -79,13 +79,13 @@ def train_on_rank(rank: int, world_size: int, port: int, runs_dir: str) -> None:
     torch.set_num_threads(1)
     register_tiny_model()
     if rank:  # only rank 0 may write: any write from here fails the run
-        import mh.engine
+        import mh.rundir
 
         def forbidden(*args, **kwargs):
             raise AssertionError(f"rank {rank} wrote a file")
 
         for name in ("write_json", "write_csv", "append_csv", "save_code_sets", "atomic_output"):
-            setattr(mh.engine, name, forbidden)
+            setattr(mh.rundir, name, forbidden)
     fit(tiny_config(runs_dir, "two-processes"), progress=False, data=deterministic_data())
     torch.distributed.destroy_process_group()
 

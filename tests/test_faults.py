@@ -11,12 +11,12 @@ from PIL import Image
 from test_train import tiny_config, tiny_data
 
 from mh.data import BadImageError, HashingData, ImagePool, PoolSubset, build_transform, verify_images
+from mh.datasets import DATASETS
 from mh.evaluate import evaluate_run
 from mh.evaluate import main as evaluate_main
 from mh.io import DamagedFileError
-from mh.repro.profiles import PROFILES
-from mh.runrecord import RunRecordError, read_status, truncate_step_log
-from mh.splits import PROTOCOLS
+from mh.profiles import PROFILES
+from mh.rundir import RunDirectory, RunDirectoryError, truncate_step_log
 from mh.train import fit
 from mh.train import main as train_main
 
@@ -41,7 +41,7 @@ def finished_run(tmp_path_factory):
 def test_a_resume_that_would_change_the_record_is_refused(finished_run, change, listed):
     runs, run_dir = finished_run
     before = {name: (run_dir / name).read_bytes() for name in ("config.json", "metrics.json", "losses.csv")}
-    with pytest.raises(RunRecordError, match="would change the record") as refused:
+    with pytest.raises(RunDirectoryError, match="would change the record") as refused:
         fit(tiny_config(runs, **{"epochs": 1, **change}), resume=True, progress=False, data=tiny_data())
     assert listed in str(refused.value)
     assert before == {name: (run_dir / name).read_bytes() for name in before}
@@ -52,13 +52,13 @@ def test_a_resume_may_change_where_it_runs_and_may_extend_epochs_when_asked(tmp_
     fit(tiny_config(tmp_path, epochs=1), progress=False, data=data)
     fit(tiny_config(tmp_path, epochs=1, log_every=3, device="cpu"), resume=True, progress=False, data=data)
     extended = fit(tiny_config(tmp_path, epochs=2), resume=True, progress=False, data=data, extend_epochs=True)
-    assert extended.metrics["epochs"] == 2 and read_status(extended.run_dir) == "finished"
+    assert extended.metrics["epochs"] == 2 and RunDirectory(extended.run_dir).status() == "finished"
 
 
 def test_resume_without_a_checkpoint_is_refused_when_the_directory_holds_files(tmp_path):
     (tmp_path / "tiny").mkdir()
     (tmp_path / "tiny" / "losses.csv").write_text("epoch,step,loss\n1,1,0.5\n")
-    with pytest.raises(RunRecordError, match="no checkpoint.ckpt"):
+    with pytest.raises(RunDirectoryError, match="no checkpoint.ckpt"):
         fit(tiny_config(tmp_path, epochs=1), resume=True, progress=False, data=tiny_data())
     assert (tmp_path / "tiny" / "losses.csv").read_text().count("\n") == 2
 
@@ -66,7 +66,7 @@ def test_resume_without_a_checkpoint_is_refused_when_the_directory_holds_files(t
 def test_resume_with_an_empty_directory_starts_the_run(tmp_path):
     (tmp_path / "tiny").mkdir()
     result = fit(tiny_config(tmp_path, epochs=1), resume=True, progress=False, data=tiny_data())
-    assert read_status(result.run_dir) == "finished"
+    assert RunDirectory(result.run_dir).status() == "finished"
 
 
 def test_a_damaged_config_is_named_on_resume(finished_run, tmp_path):
@@ -114,7 +114,7 @@ def test_a_failing_run_is_marked_failed_and_evaluate_refuses_it(tmp_path, capsys
         "status": "failed",
         "error": "RuntimeError: disk went away",
     }
-    with pytest.raises(RunRecordError, match="not a finished run"):
+    with pytest.raises(RunDirectoryError, match="not a finished run"):
         evaluate_run(run_dir)
     assert evaluate_main([str(run_dir)]) == 2
     assert "--allow-unfinished" in capsys.readouterr().err
@@ -127,7 +127,7 @@ def test_evaluate_refuses_a_running_run_unless_told(finished_run, tmp_path):
     for name in ("codes.npz", "config.json"):
         (copy / name).write_bytes((run_dir / name).read_bytes())
     (copy / "status.json").write_text('{"status": "running"}')
-    with pytest.raises(RunRecordError, match="status: running"):
+    with pytest.raises(RunDirectoryError, match="status: running"):
         evaluate_run(copy)
     assert evaluate_run(copy, allow_unfinished=True)["map"] >= 0
 
@@ -144,7 +144,9 @@ def _image_files(tmp_path, count=8) -> list:
 def _file_data(paths) -> HashingData:
     pool = ImagePool(np.arange(len(paths)) % 4, "files", paths=paths)
     part = lambda train: PoolSubset(pool, np.arange(len(paths)), 10, build_transform(train, 32))  # noqa: E731
-    return HashingData(part(True), part(False), part(False), PROTOCOLS["cifar10"], {"dataset": "files", "sizes": {}})
+    return HashingData(
+        part(True), part(False), part(False), DATASETS["cifar10"].protocol, {"dataset": "files", "sizes": {}}
+    )
 
 
 @pytest.mark.parametrize(
@@ -229,7 +231,7 @@ def test_a_resume_after_sigkill_is_bit_identical_to_an_uninterrupted_run(tmp_pat
     killed = subprocess.run(
         [sys.executable, "-c", KILL_DURING_SECOND_EPOCH, str(tmp_path), str(Path(__file__).parent)], check=False
     )
-    assert killed.returncode == -9 and read_status(tmp_path / "killed") == "running"
+    assert killed.returncode == -9 and RunDirectory(tmp_path / "killed").status() == "running"
     data = tiny_data()
     resumed = fit(tiny_config(tmp_path, run_name="killed"), resume=True, progress=False, data=data)
     straight = fit(tiny_config(tmp_path, run_name="straight"), progress=False, data=data)

@@ -11,17 +11,18 @@ import pytest
 import torch
 from test_train import tiny_config, tiny_data
 
-import mh.engine
+import mh.rundir
 import mh.train
 from mh.binary import as_sign_codes, label_rows
 from mh.cli import cli_errors, returns_status
 from mh.codes import CodeSet
+from mh.datasets import DATASETS
 from mh.encode import encode, resolve_device
 from mh.evaluate import main as evaluate_main
 from mh.io import DamagedFileError, read_json
 from mh.metrics import mean_average_precision
 from mh.model import MambaHash
-from mh.runrecord import read_status
+from mh.rundir import RunDirectory
 from mh.search import CodeIndex
 from mh.splits import cifar_split
 from mh.train import fit
@@ -200,7 +201,7 @@ def test_damaged_codes_are_named_by_evaluate_with_exit_status_2(finished_run, tm
 def test_a_damaged_split_file_is_named(tmp_path):
     (tmp_path / "cifar10-seed2025.npz").write_bytes(b"garbage")
     with pytest.raises(DamagedFileError, match="cifar10-seed2025.npz is not a readable split file.*delete it"):
-        cifar_split(np.arange(100) % 10, "cifar10", 2025, tmp_path)
+        cifar_split(np.arange(100) % 10, DATASETS["cifar10"].protocol, 2025, tmp_path)
 
 
 def test_a_json_file_that_is_not_json_is_named(tmp_path):
@@ -222,11 +223,11 @@ def test_a_disk_full_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mo
         Path(path).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(mh.engine.torch, "save", disk_full)
+    monkeypatch.setattr(mh.rundir.torch, "save", disk_full)
     with pytest.raises(OSError, match="No space left"):
         fit(tiny_config(tmp_path, epochs=2), resume=True, extend_epochs=True, progress=False, data=data)
     assert (run_dir / "checkpoint.ckpt").read_bytes() == before
-    assert not list(run_dir.glob(".*.tmp*")) and read_status(run_dir) == "failed"
+    assert not list(run_dir.glob(".*.tmp*")) and RunDirectory(run_dir).status() == "failed"
 
 
 def test_a_failing_evaluation_costs_no_training(tmp_path, monkeypatch):

@@ -20,8 +20,8 @@ from mh.repro.reproduce import (
     supersede_profile_runs,
     trained_profiles,
 )
-from mh.repro.runs import ensure_run
-from mh.runrecord import FINGERPRINT_FILE
+from mh.repro.run_cache import ensure_run
+from mh.rundir import FINGERPRINT_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = {"PROFILE": "smoke", "SEED": 0, "DEVICE": "cpu"}

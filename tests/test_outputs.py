@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import mh.binary
-from mh.repro.manifest import git_commit
+from mh.manifest import git_commit
 from mh.repro.reproduce import machine_paths, output_digests, scrub_machine_paths
 from mh.repro.timings import cached_measurement, describe_measurement
 from mh.repro.workspace import save_figure_stable

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from mh.codes import load_code_sets
-from mh.data import HashingData, ImagePool, PoolSubset, build_transform, load_hashing_data
+from mh.data import HashingData, ImagePool, PoolSubset, build_transform
+from mh.datasets import DATASETS, load_hashing_data
 from mh.encode import encode
 from mh.engine import evaluate_model
 from mh.evaluate import evaluate_run
 from mh.evaluate import main as evaluate_main
+from mh.profiles import resolve_profile
 from mh.registry import build_hashing_model
-from mh.repro.profiles import resolve_profile
-from mh.splits import PROTOCOLS
 from mh.train import TrainConfig, fit
 from mh.train import main as train_main
 
@@ -38,7 +38,7 @@ def tiny_data(sizes=(16, 8, 16), image_size=32) -> HashingData:
         sets["train"],
         sets["query"],
         sets["database"],
-        PROTOCOLS["cifar10"],
+        DATASETS["cifar10"].protocol,
         {"dataset": "synthetic", "sizes": {k: len(v) for k, v in sets.items()}},
     )
 

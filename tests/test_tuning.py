@@ -5,15 +5,15 @@ import pandas as pd
 import pytest
 
 from mh.data import HashingData, ImagePool, PoolSubset, build_transform
-from mh.repro.profiles import PROFILES, comparison_profile
+from mh.datasets import DATASETS
+from mh.profiles import PROFILES, comparison_profile
 from mh.repro.tuning import chosen_epochs, chosen_setting, parse_grid, read_tuning, tuning_record, validation_split
 from mh.repro.tuning import main as tuning_main
-from mh.splits import PROTOCOLS
 
 
 def _data(train_size=100):
     pool = ImagePool(paths=[f"{i}.jpg" for i in range(400)], labels=np.arange(400) % 10, source="test")
-    protocol = PROTOCOLS["cifar10"]
+    protocol = DATASETS["cifar10"].protocol
     part = lambda indices, train: PoolSubset(pool, indices, 10, build_transform(train, 32))  # noqa: E731
     record = {"image_size": 32, "transform": "paper"}
     return HashingData(

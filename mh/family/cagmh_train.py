@@ -1,7 +1,7 @@
 """Training, encoding and evaluating CAGMH on image–text pairs (one process, CPU or one GPU).
 
 Objective per step (spec of the released ``hash_train.py``): L = L_proxy(u^v, u^t, Y) + L_cb(u^v, Y) + L_cb(u^t, Y),
-one class-balance loss shared by both modalities (``mh.losses``). The optimiser differs from the released
+one class-balance loss shared by both modalities (``mh.family.cagmh_losses``). The optimiser differs from the released
 BertAdam (weight decay 1.4, warm-up cosine, Mamba left out): AdamW in three groups — CLIP at ``clip_lr``, the
 Mamba block and heads at ``lr``, the loss's proxies and weight at ``lr`` — because training from random CLIP
 weights here is not the released fine-tuning of OpenAI's; all parameters, the Mamba block included, are
@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 from mh.binary import binarize
 from mh.engine import seed_everything
 from mh.family.cagmh import CAGMH
+from mh.family.cagmh_losses import ClassBalanceCentreLoss, MultimodalProxyLoss
 from mh.family.paired_data import PairedDataset
-from mh.losses import ClassBalanceCentreLoss, MultimodalProxyLoss
 from mh.metrics import crossmodal_map
 
 

@@ -19,6 +19,10 @@ class SiteCheckFailed(AssertionError):
     """The browser saw errors or missing images; the message lists them."""
 
 
+class SiteNotCheckable(RuntimeError):
+    """The check cannot start (no Chromium, or no site built); the message says what to do."""
+
+
 def find_chromium() -> str | None:
     """Path of an installed Chromium, or None."""
     return next((path for path in map(shutil.which, BROWSERS) if path), None)
@@ -47,17 +51,15 @@ def check_site(site: Path, pages: tuple[str, ...] = CHECKED_PAGES) -> list[str]:
     """Open ``pages`` of ``site``; returns one line per page; raises SiteCheckFailed listing every problem."""
     from playwright.sync_api import sync_playwright
 
-    from mh.repro.site import SiteError
-
     site = Path(site).resolve()
     executable = find_chromium()
     if executable is None:
-        raise SiteError(
+        raise SiteNotCheckable(
             "no Chromium found (looked for chromium, chromium-browser, google-chrome): apt-get install chromium"
         )
     missing = [name for name in pages if not (site / name).exists()]
     if missing:
-        raise SiteError(f"{site} lacks {missing}: run make site first")
+        raise SiteNotCheckable(f"{site} lacks {missing}: run make site first")
     shots = site / "_screenshots"
     shots.mkdir(exist_ok=True)
     problems, report = [], []

@@ -14,7 +14,7 @@ its figures, tables and executed copy to a staging directory (``results/cache/st
 status 1; the outputs of that notebook and of every later one stay as they were, and the executed notebook
 showing the error is kept in ``results/cache/failed/``.
 
-Trained runs (``results/runs/<profile>/``) are a cache, never deleted: ``mh.repro.runs.ensure_run`` reuses a
+Trained runs (``results/runs/<profile>/``) are a cache, never deleted: ``mh.repro.run_cache.ensure_run`` reuses a
 run trained by the same code with the same settings and moves any other aside before training again.
 ``--fresh-runs`` moves this profile's runs (and its comparison profile's: ``smoke_compare`` under smoke) aside
 first, so that every model trains now (the committed manifest's times come from such a run); the manifest
@@ -47,11 +47,12 @@ from pathlib import Path
 import nbformat
 
 from mh.cli import add_debug_flag, cli_errors, returns_status
-from mh.data import DataNotFoundError, locate_cifar10
+from mh.data import DataNotFoundError, resolve_data_dir
+from mh.datasets import dataset_entry
 from mh.io import PROJECT_ROOT, atomic_output, write_json
-from mh.repro.manifest import run_manifest
-from mh.repro.profiles import NOTEBOOK_PROFILES, comparison_profile, resolve_profile
-from mh.repro.runs import supersede
+from mh.manifest import run_manifest
+from mh.profiles import NOTEBOOK_PROFILES, comparison_profile, resolve_profile
+from mh.repro.run_cache import supersede
 from mh.repro.workspace import STAGING_VARIABLE
 
 ROOT = PROJECT_ROOT
@@ -66,7 +67,15 @@ NOTEBOOKS = (
     "08_mpvh",
     "09_cagmh",
 )
-NEEDS_CIFAR10 = {"03_training", "04_tables_map", "06_gradcam", "07_retrieval_at_scale", "08_mpvh", "09_cagmh"}
+# the dataset each notebook reads; check_inputs asks its entry of mh.datasets whether the files are there
+NOTEBOOK_DATASETS = {
+    "03_training": "cifar10",
+    "04_tables_map": "cifar10",
+    "06_gradcam": "cifar10",
+    "07_retrieval_at_scale": "cifar10",
+    "08_mpvh": "cifar10",
+    "09_cagmh": "cifar10",
+}
 
 
 OUTPUT_FOLDERS = ("figures", "results/tables", "notebooks/executed")
@@ -87,9 +96,9 @@ def check_inputs(root: Path, notebooks: list[str], data_dir: str | None) -> None
         for name in notebooks
         if name in NOTEBOOKS and not (root / "notebooks" / f"{name}.ipynb").exists()
     ]
-    if set(notebooks) & NEEDS_CIFAR10:
+    for dataset in sorted({NOTEBOOK_DATASETS[name] for name in notebooks if name in NOTEBOOK_DATASETS}):
         try:
-            locate_cifar10(data_dir)
+            dataset_entry(dataset).locate(resolve_data_dir(data_dir))
         except DataNotFoundError as error:
             problems.append(str(error))
     try:
@@ -158,7 +167,7 @@ def profile_run_dirs(root: Path, profile: str) -> list[Path]:
 
 def supersede_profile_runs(root: Path, profile: str) -> list[Path]:
     """--fresh-runs: move every run of results/runs/<profile> (and of its comparison profile) aside as
-    ``mh.repro.runs.supersede`` moves a stale one (to results/runs/<profile>-superseded/, never deleted);
+    ``mh.repro.run_cache.supersede`` moves a stale one (to results/runs/<profile>-superseded/, never deleted);
     returns where they went."""
     return [supersede(run_dir, "--fresh-runs") for run_dir in profile_run_dirs(root, profile)]
 

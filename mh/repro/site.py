@@ -27,6 +27,7 @@ import nbformat
 
 from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.io import PROJECT_ROOT
+from mh.repro.browser import SiteNotCheckable, check_site
 from mh.repro.reproduce import NOTEBOOKS
 
 TEMPLATE_DIR = Path(__file__).parent / "site_template"
@@ -159,13 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["build", "check"])
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "site")
     args = add_debug_flag(parser).parse_args(argv)
-    with cli_errors(args.debug, user_errors=(SiteError,)):
+    with cli_errors(args.debug, user_errors=(SiteError, SiteNotCheckable)):
         if args.action == "build":
             pages = build_site(args.out)
             print(f"[site] {len(pages)} notebook pages and index.html in {args.out}")
         else:
-            from mh.repro.browser import check_site
-
             for line in check_site(args.out):
                 print(f"[site-check] {line}")
     return 0

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mh.io import write_json
-from mh.repro.manifest import device_description, package_versions, run_manifest
+from mh.manifest import device_description, package_versions, run_manifest
 
 
 def _stable(value):

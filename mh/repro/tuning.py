@@ -32,12 +32,14 @@ import numpy as np
 import pandas as pd
 
 from mh.cli import add_debug_flag, cli_errors, returns_status
-from mh.data import HashingData, PoolSubset, build_transform, load_hashing_data
+from mh.config import TrainConfig
+from mh.data import HashingData, PoolSubset, build_transform
+from mh.datasets import load_hashing_data
 from mh.io import PROJECT_ROOT, write_csv, write_json
-from mh.repro.manifest import run_manifest
-from mh.repro.profiles import PROFILES, resolve_profile
+from mh.manifest import run_manifest
+from mh.profiles import PROFILES, resolve_profile
 from mh.splits import SPLIT_SEED, stratified_subset
-from mh.train import TrainConfig, fit
+from mh.train import fit
 
 TUNING_DIR = PROJECT_ROOT / "results" / "tuning"
 DEFAULT_GRID = ("rmsprop:2e-5,5e-5,1e-4,2e-4", "adam:3e-4")  # the paper's RMSprop at 2e-5 first
@@ -156,7 +158,7 @@ def _train_setting(
         run_name=f"{profile}-{model}-{bits}bits-{setting.optimizer}-lr{setting.lr:g}-bs{setting.batch_size}-"
         f"{setting.transform_style}" + (f"-{epochs}epochs" if epochs else ""),
     )
-    run_dir = runs_dir / config.name()
+    run_dir = config.run_path()
     if run_dir.exists():
         for stale in run_dir.iterdir():
             stale.unlink()
@@ -288,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(path.with_suffix(".json"), _record(args, curves, study))
     print(curves.to_string(index=False))
     epochs = f", {chosen_epochs(curves)} epochs" if study else ""
-    print(f"[tuning] chosen: {chosen_setting(curves)}{epochs}; set it in mh/repro/profiles.py ({args.profile})")
+    print(f"[tuning] chosen: {chosen_setting(curves)}{epochs}; set it in mh/profiles.py ({args.profile})")
     return 0
 
 

@@ -1,6 +1,8 @@
 """What every notebook sets up first: profile, device, seed, and where data, runs, figures and tables live.
 
     ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
+    data = ws.data()                                  # CIFAR-10 train / query / database of the profile
+    run = ensure_run(ws.train_config("mambahash", 48), data)   # mh.repro.run_cache: trained if missing
     ws.save_figure(fig, "03_loss")          # figures/03_loss.png and .pdf
     ws.save_table(frame, "04_table2_map")   # results/tables/04_table2_map.csv and .md
 
@@ -22,10 +24,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mh.data import resolve_data_dir
+from mh.config import TrainConfig
+from mh.data import HashingData, resolve_data_dir
+from mh.datasets import load_hashing_data
 from mh.encode import resolve_device
 from mh.io import atomic_output
-from mh.repro.profiles import Profile, comparison_profile, resolve_profile
+from mh.profiles import Profile, comparison_profile, resolve_profile
+
+DATASET = "cifar10"  # the course's dataset
 
 
 @dataclass
@@ -66,6 +72,40 @@ class Workspace:
         path = (base or self.root) / relative
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def data(
+        self, profile: Profile | None = None, image_size: int | None = None, transform_style: str | None = None
+    ) -> HashingData:
+        """The course dataset's train / query / database sets under ``profile`` (the workspace's unless given):
+        its subset, image size and pipeline (``image_size`` / ``transform_style`` replace the last two)."""
+        profile = profile or self.profile
+        return load_hashing_data(
+            DATASET,
+            self.data_dir,
+            image_size or profile.image_size,
+            transform_style or profile.transform_style,
+            profile.subset,
+            self.seed,
+            self.splits,
+        )
+
+    def train_config(self, model: str, bits: int, profile: Profile | None = None, **knobs) -> TrainConfig:
+        """The training config of ``model`` at ``bits`` under ``profile`` (the workspace's unless given), with
+        the workspace's seed, device, data, split and runs folders; ``knobs`` override the profile's
+        (``epochs=…``, ``eval_every=…``: ``mh.profiles.KNOBS``)."""
+        profile = profile or self.profile
+        return TrainConfig(
+            dataset=DATASET,
+            bits=bits,
+            model=model,
+            profile=profile.name,
+            seed=self.seed,
+            data_dir=str(self.data_dir),
+            runs_dir=str(self.runs_of(profile)),
+            split_dir=str(self.splits),
+            device=str(self.device),
+            **knobs,
+        )
 
     def label(self, profile: Profile | None = None) -> str:
         """Profile (the workspace's unless given) and device, for figure titles and table captions."""

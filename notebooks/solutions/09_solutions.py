@@ -7,7 +7,7 @@ import warnings
 import torch
 
 from mh.family.cagmh import CAGMH, tokenize
-from mh.losses import hadamard_centres
+from mh.family.cagmh_losses import hadamard_centres
 
 # %% [markdown]
 # ## Exercise 1 — Hadamard centres

@@ -15,27 +15,55 @@ from dataclasses import dataclass
 import torch
 
 
+def knob(
+    default=dataclasses.MISSING, *, help: str, parse=str, flag=None, choices=None, minimum=None, affects_result=True
+):
+    """A Profile field that a run may override: ``mh.train.TrainConfig`` gets a field of the same name (None: the
+    profile's value) and ``python -m mh.train`` a flag (``flag``, else ``--field-name``) with this ``help``."""
+    metadata = {"knob": True, "help": help, "parse": parse, "flag": flag, "choices": choices, "minimum": minimum}
+    return dataclasses.field(default=default, metadata={**metadata, "affects_result": affects_result})
+
+
+def label_field(default, help: str):
+    """A Profile field that changes no number (a label or a pointer): fingerprints and resume checks skip it."""
+    return dataclasses.field(default=default, metadata={"help": help, "affects_result": False})
+
+
 @dataclass(frozen=True)
 class Profile:
     """How big, how long, at what resolution. Optimiser defaults are the paper's (§4.1): RMSprop lr 2e-5,
-    weight decay 1e-7, batch 32; a profile states only what it changes."""
+    weight decay 1e-7, batch 32; a profile states only what it changes.
+
+    A new knob is one field here, made with ``knob``: the run config, its command-line flag, the resume checks
+    and the run fingerprint all read it from this class."""
 
     name: str
-    image_size: int
-    epochs: int
-    batch_size: int = 32
-    learning_rate: float = 2e-5
-    optimizer: str | None = None  # None: the model's (mh.registry.MODELS; RMSprop for MambaHash, as in §4.1)
-    weight_decay: float = 1e-7
-    eval_every: int = 1
+    image_size: int = knob(help="input size in pixels (default: the profile's)", parse=int, minimum=32)
+    epochs: int = knob(help="training epochs (default: the profile's)", parse=int, minimum=1)
+    batch_size: int = knob(32, help="global batch size, split over torchrun's ranks", parse=int, minimum=1)
+    learning_rate: float = knob(2e-5, help="learning rate (default: the profile's)", parse=float, flag="--lr")
+    # None: the model's (mh.registry.MODELS; RMSprop for MambaHash, as in §4.1)
+    optimizer: str | None = knob(
+        None, help="a name of mh.registry.OPTIMIZERS (default: the profile's, else the model's)"
+    )
+    weight_decay: float = knob(1e-7, help="weight decay (default: the profile's)", parse=float)
+    eval_every: int = knob(1, help="evaluate every N epochs (the last epoch always)", parse=int, minimum=1)
     subset: dict[str, int] | None = None  # seeded, class-balanced subsets of train/query/database
     bits: tuple[int, ...] = (16, 32, 48, 64)
-    transform_style: str = "paper"
-    num_workers: int = 0
-    encode_batch_size: int = 256
-    model_size: str = "paper"  # "reduced": fewer blocks, same widths (mh.registry.ModelEntry.reduced)
-    comparison: str | None = None  # the profile of the comparison networks (Tables 2–3, the family); None: this one
-    note: str = ""
+    transform_style: str = knob(
+        "paper", help="image pipeline (default: the profile's)", choices=("paper", "released_cifar")
+    )
+    num_workers: int = knob(
+        0, help="data-loader worker processes (each draws the augmentation from its own seed)", parse=int, minimum=0
+    )
+    encode_batch_size: int = knob(256, help="batch size when encoding", parse=int, minimum=1, affects_result=False)
+    model_size: str = knob(
+        "paper", help="reduced: fewer blocks, same widths (default: the profile's)", choices=("paper", "reduced")
+    )
+    comparison: str | None = label_field(
+        None, "the profile of the comparison networks (Tables 2–3, the family); None: this one"
+    )
+    note: str = label_field("", "what the profile is for")
 
     def describe(self) -> str:
         """Short label for measured numbers, e.g. ``smoke: 2 ep, 32 px, 1000/200/2000 imgs``."""
@@ -49,6 +77,32 @@ class Profile:
 
     def with_overrides(self, **changes) -> Profile:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+KNOBS = tuple(field for field in dataclasses.fields(Profile) if field.metadata.get("knob"))
+RESULT_FREE_FIELDS = frozenset(
+    field.name for field in dataclasses.fields(Profile) if not field.metadata.get("affects_result", True)
+)
+
+
+def knob_problems(profile: Profile) -> list[str]:
+    """One line per knob of ``profile`` outside its stated range or choices."""
+    problems = []
+    for field in KNOBS:
+        value, minimum, choices = getattr(profile, field.name), field.metadata["minimum"], field.metadata["choices"]
+        if minimum is not None and value < minimum:
+            problems.append(f"{field.name} must be at least {minimum}; got {value}")
+        if choices is not None and value not in choices:
+            problems.append(f"{field.name} must be one of {', '.join(choices)}; got {value!r}")
+    return problems
+
+
+def add_knob_flags(parser) -> None:
+    """One ``argparse`` flag per knob (``--epochs``, ``--lr``, …); each stores into the knob's field name."""
+    for field in KNOBS:
+        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
+        meta = field.metadata
+        parser.add_argument(flag, dest=field.name, type=meta["parse"], choices=meta["choices"], help=meta["help"])
 
 
 SMOKE = Profile(
