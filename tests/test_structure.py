@@ -15,12 +15,14 @@ field of ``mh.profiles.Profile``), and trains one step through ``python -m mh.tr
 import ast
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from mh.config import TrainConfig
@@ -212,3 +214,36 @@ def test_a_toy_loss_dataset_and_knob_train_one_step_through_the_command_line(tmp
     assert json.loads((run_dir / "fingerprint.json").read_text())["profile"]["toy_knob"] == 3
     losses = (run_dir / "losses.csv").read_text().splitlines()
     assert losses[0] == "epoch,step,loss,toy" and len(losses) == 2  # one step: 8 training images, batch 8
+
+
+def readme_module_table() -> dict[str, str]:
+    """The README's "What is here" table: first cell → second cell."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| path | what |") :].split("\n\n")[0]
+    rows = [line.split(" | ", 1) for line in table.splitlines()[2:]]
+    return {cells[0].strip("| "): cells[1] for cells in rows}
+
+
+def test_the_readme_module_table_matches_the_files():
+    table = readme_module_table()
+    cited = {path for cell in table for path in re.findall(r"`(mh/[\w/]+\.py|mh/\w+/)`", cell)}
+    assert sorted(path for path in cited if not (ROOT / path).exists()) == []
+    core = {f"mh/{path.name}" for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    assert sorted(core - cited) == []
+    for group in GROUPS:
+        row = table[f"`mh/{group}/`"]
+        modules = {path.stem for path in (PACKAGE / group).glob("*.py") if path.stem != "__init__"}
+        assert sorted(name for name in modules if f"`{name}`" not in row) == [], group
+
+
+def test_every_registered_loss_keeps_the_hashing_loss_contract():
+    from mh.losses import HashingLoss
+    from mh.registry import LOSSES
+
+    for name, loss_class in LOSSES.items():
+        assert issubclass(loss_class, HashingLoss), name
+        criterion = loss_class(num_train=6, bits=8, num_classes=3, quantization_weight=0.01)
+        codes, labels = torch.tanh(torch.randn(4, 8)), torch.tensor([0, 1, 2, 0])
+        if criterion.memory_bank:
+            criterion.update_bank(codes, labels, torch.arange(4))
+        assert criterion(codes, labels).ndim == 0 and criterion.last_terms, name

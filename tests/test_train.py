@@ -129,7 +129,9 @@ def test_accumulate_gradients_flag_changes_training(tmp_path):
         ({"dataset": "mnist"}, "unknown dataset"),
         ({"model": "alexnet"}, "unknown model"),
         ({"bits": 0}, "positive integer"),
-        ({"epochs": 0}, "epochs must be positive"),
+        ({"epochs": 0}, "epochs must be at least 1; got 0"),
+        ({"optimizer": "lion"}, "unknown optimizer 'lion'"),
+        ({"model_size": "huge"}, "model_size must be one of paper, reduced; got 'huge'"),
         ({"profile": "huge"}, "unknown profile"),
     ],
 )
