@@ -60,8 +60,8 @@ class HashingLoss(nn.Module):
 
         LossClass(num_train=..., bits=..., num_classes=..., quantization_weight=...)
 
-    ``quantization_weight`` is None when the run sets none: a loss with its own ``default_quantization_weight``
-    uses it, otherwise the dataset's η is passed. ``memory_bank``: when True the loop first calls
+    ``quantization_weight`` is the run's η: the run's own, else the loss's ``default_quantization_weight``, else
+    the dataset's (``mh.registry.default_quantization_weight``). ``memory_bank``: when True the loop first calls
     ``update_bank(codes, labels, indices)`` with the step's codes (every rank's under ``torch.distributed``).
     ``last_terms``: the named terms of the last call as detached tensors (logged beside the loss, no host sync).
     A new loss subclasses this and is one entry of ``mh.registry.LOSSES``.
