@@ -3,19 +3,31 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Exact versions with hashes of everything the CPU environment installs (the project's dependencies, its test
+# and notebooks extras, torch and torchvision): `make lock` writes it from pyproject.toml and requirements/cpu.in
+LOCK := requirements/cpu.lock
+LOCK_VENV := .venv-lock
 
 PROFILE ?= auto
 
-.PHONY: setup test lint reproduce lab site site-check bench clean-venv
+.PHONY: setup lock test lint reproduce lab site site-check bench clean-venv
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The lock, hash-checked, then the project itself without dependencies (all of them came from the lock)
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -e ".[test,notebooks]"
+	$(BIN)/python -m pip install --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# pip-tools in a venv of its own, so that the project's environment holds exactly the lock
+lock:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet "pip-tools>=7.4,<8"
+	$(LOCK_VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --extra test --extra notebooks \
+		--output-file $(LOCK) pyproject.toml requirements/cpu.in
 
 test: setup lint
 	$(BIN)/python -m pytest

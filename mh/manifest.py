@@ -1,8 +1,15 @@
-"""Run manifests: enough to say where every measured number came from (commit, versions, device, time)."""
+"""Run manifests: enough to say where every measured number came from (commit, versions, device, time).
+
+``environment`` records the lock the environment was installed from (``requirements/cpu.lock``, its SHA-256)
+and every installed distribution with its version, so that a reader can rebuild the environment that made a
+committed number: ``make setup`` installs exactly the lock.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import platform
+import re
 import subprocess
 import time
 from importlib import metadata
@@ -16,6 +23,7 @@ PACKAGES = ("torch", "torchvision", "numpy", "mamba-ssm", "causal-conv1d", "fvco
 
 
 GENERATED = ("figures", "results", "notebooks/executed")  # what runs and make reproduce write
+LOCK_FILE = "requirements/cpu.lock"  # exact versions with hashes, written by `make lock`
 
 
 def git_commit(repo: Path | None = None) -> str:
@@ -49,6 +57,30 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def lock_record(root: Path | None = None) -> dict | None:
+    """The lock file and its SHA-256 (None outside a checkout that has one)."""
+    path = (root or PROJECT_ROOT) / LOCK_FILE
+    if not path.exists():
+        return None
+    return {"file": LOCK_FILE, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def installed_distributions() -> dict[str, str]:
+    """Every distribution installed in this Python environment, by normalised name → version, sorted."""
+    found = {
+        re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower(): dist.version
+        for dist in metadata.distributions()
+        if dist.metadata["Name"]
+    }
+    return dict(sorted(found.items()))
+
+
+def environment_record() -> dict:
+    """The lock the environment should match and what is installed (a difference means it was not made by
+    ``make setup`` alone)."""
+    return {"lock": lock_record(), "installed": installed_distributions()}
+
+
 def device_description(device: str | torch.device | None = None) -> str:
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda":
@@ -63,6 +95,7 @@ def run_manifest(profile: str | None = None, device=None, **extra) -> dict:
         "python": platform.python_version(),
         "packages": package_versions(),
         "device": device_description(device),
+        "environment": environment_record(),
         "profile": profile,
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **extra,

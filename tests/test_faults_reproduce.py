@@ -179,3 +179,20 @@ def test_fresh_runs_moves_every_run_aside_without_deleting_it(tmp_path):
     assert moved[1].parent == root / "results/runs/smoke_compare-superseded"
     assert not (root / "results/runs/smoke/a-run").exists() and not compared.exists()
     assert trained_profiles("gpu") == ("gpu",)
+
+
+@pytest.mark.slow
+def test_the_manifest_is_kept_for_identical_outputs_and_rewritten_for_another_lock(tmp_path, monkeypatch):
+    root = fake_repository(tmp_path, ["PROFILE = 'auto'", WRITE_FIGURES])
+    (root / "results/manifest.json").unlink()
+    first = run_notebooks("smoke", notebooks=["01_ssm_zoh_discretization"], root=root)
+    assert first["environment"]["lock"]["file"] == "requirements/cpu.lock"
+    again = run_notebooks("smoke", notebooks=["01_ssm_zoh_discretization"], root=root)
+    assert json.loads((root / "results/manifest.json").read_text())["time_utc"] == first["time_utc"]
+    assert "this_run" in again
+    other_lock = {"file": "requirements/cpu.lock", "sha256": "0" * 64}
+    monkeypatch.setattr("mh.repro.reproduce.lock_record", lambda: other_lock)
+    monkeypatch.setattr("mh.manifest.lock_record", lambda: other_lock)
+    rewritten = run_notebooks("smoke", notebooks=["01_ssm_zoh_discretization"], root=root)
+    assert "this_run" not in rewritten and rewritten["environment"]["lock"] == other_lock
+    assert json.loads((root / "results/manifest.json").read_text())["environment"]["lock"] == other_lock

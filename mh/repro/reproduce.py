@@ -26,10 +26,11 @@ so a reader browsing the repository sees them. They are made reproducible: progr
 and every absolute path of this machine in an output or in papermill's metadata is replaced by a
 placeholder (``scrub_machine_paths``); papermill's own timing metadata stays.
 
-results/manifest.json records commit, versions, device, profile, per-notebook wall time and the SHA-256 of
-every output. When a run reproduces every output byte for byte, the manifest of the run that first wrote
-them is kept (this run's times go to results/cache/reproduce-log.jsonl), so re-running an unchanged commit
-leaves ``git status`` clean.
+results/manifest.json records commit, versions, the environment (the lock's SHA-256 and every installed
+distribution), device, profile, per-notebook wall time and the SHA-256 of every output. When a run reproduces
+every output byte for byte from the same lock, the manifest of the run that first wrote them is kept (this
+run's times go to results/cache/reproduce-log.jsonl), so re-running an unchanged commit leaves ``git status``
+clean.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from mh.cli import add_debug_flag, cli_errors, returns_status
 from mh.data import DataNotFoundError, resolve_data_dir
 from mh.datasets import dataset_entry
 from mh.io import PROJECT_ROOT, atomic_output, write_json
-from mh.manifest import run_manifest
+from mh.manifest import lock_record, run_manifest
 from mh.profiles import NOTEBOOK_PROFILES, comparison_profile, resolve_profile
 from mh.repro.run_cache import supersede
 from mh.repro.workspace import STAGING_VARIABLE
@@ -337,7 +338,8 @@ def run_notebooks(
         "runs_trained": sorted(name for name, stamp in runs_after.items() if runs_before.get(name) != stamp),
         "runs_reused": sorted(name for name, stamp in runs_after.items() if runs_before.get(name) == stamp),
     }
-    if previous.get("output_sha256") == digests and previous.get("profile") == resolved:
+    same_lock = previous.get("environment", {}).get("lock") == lock_record()
+    if previous.get("output_sha256") == digests and previous.get("profile") == resolved and same_lock:
         log = root / "results" / "cache" / "reproduce-log.jsonl"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as handle:
