@@ -27,13 +27,15 @@ def as_sign_codes(codes, form: str = "auto", name: str = "codes") -> torch.Tenso
     """Codes as a float32 CPU tensor of ±1, (n, K), from numpy or torch.
 
     ``form`` says what the caller holds: ``sign`` (±1), ``binary01`` (0/1), ``real`` (network outputs, sign
-    taken) — each checked, so a mix-up is an error instead of a plausible wrong number — or ``auto``: 0/1 when
-    every value is 0 or 1, else the sign. Non-finite values are always an error; ``name`` labels messages."""
+    taken) — each checked, so a mix-up is an error instead of a plausible wrong number — or ``auto``: the form
+    ``detect_code_form`` finds (integer codes other than ±1 and 0/1 are an error). Non-finite values are always
+    an error; ``name`` labels messages."""
     if form not in CODE_FORMS:
         raise ValueError(f"code form must be one of {', '.join(CODE_FORMS)}; got {form!r}")
     codes = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
     if codes.dim() != 2:
         raise ValueError(f"{name} must be (n, bits); got shape {tuple(codes.shape)}")
+    integer = not (codes.dtype.is_floating_point or codes.dtype.is_complex)
     codes = codes.detach().to("cpu", torch.float32)
     finite = torch.isfinite(codes)
     if not bool(finite.all()):
@@ -42,6 +44,8 @@ def as_sign_codes(codes, form: str = "auto", name: str = "codes") -> torch.Tenso
             "damaged code file; encode again from an intact checkpoint"
         )
     zero_one = bool(((codes == 0) | (codes == 1)).all())
+    if form == "auto":
+        form = _form_of(codes, integer, zero_one, name)
     expected = {"sign": bool((codes.abs() == 1).all()), "binary01": zero_one}.get(form, True)
     if not expected:
         example = codes[(codes.abs() != 1) if form == "sign" else ((codes != 0) & (codes != 1))][0].item()
@@ -49,9 +53,32 @@ def as_sign_codes(codes, form: str = "auto", name: str = "codes") -> torch.Tenso
             f"{name} were given as {form} codes but hold other values (e.g. {example:g}); pass form='real' "
             "for network outputs, 'sign' for ±1 and 'binary01' for 0/1 codes"
         )
-    if form == "binary01" or (form == "auto" and zero_one):
+    if form == "binary01":
         return codes * 2 - 1
     return binarize(codes)
+
+
+def _form_of(codes: torch.Tensor, integer: bool, zero_one: bool, name: str) -> str:
+    if zero_one:
+        return "binary01"
+    if bool((codes.abs() == 1).all()):
+        return "sign"
+    if integer:
+        found = sorted({int(value) for value in torch.unique(codes)[:6].tolist()})
+        raise ValueError(
+            f"{name} are integers but neither ±1 nor 0/1 (found values {found}…): code_form='auto' takes ±1 codes, "
+            "0/1 codes or real network outputs; convert them, or pass the form they are in"
+        )
+    return "real"
+
+
+def detect_code_form(codes, name: str = "codes") -> str:
+    """What ``code_form="auto"`` takes ``codes`` (n, K) for: ``binary01`` (every value 0 or 1), ``sign`` (every
+    value ±1) or ``real`` (floating-point network outputs); integer codes of other values are an error."""
+    tensor = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
+    integer = not (tensor.dtype.is_floating_point or tensor.dtype.is_complex)
+    as_float = tensor.detach().to("cpu", torch.float32)
+    return _form_of(as_float, integer, bool(((as_float == 0) | (as_float == 1)).all()), name)
 
 
 def label_rows(labels, num_classes: int | None = None) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
     @returns_status
     def main(argv=None) -> int:
-        parser = argparse.ArgumentParser(...); add_debug_flag(parser); args = parser.parse_args(argv)
+        parser = OneLineParser(...); add_debug_flag(parser); args = parser.parse_args(argv)
         with cli_errors(args.debug):
             ...                               # the command's work
         return 0
@@ -10,7 +10,8 @@
 A problem the user can fix (a bad setting, a missing or damaged file, a path without write access) prints one
 ``error: …`` message that names it and the fix and exits with status 2; any other failure prints
 ``failed: …`` and exits with status 1; an interrupt exits with 130. No traceback unless ``--debug`` or
-``MH_DEBUG=1``: then the exception propagates unchanged. argparse's own usage errors already exit with 2.
+``MH_DEBUG=1``: then the exception propagates unchanged. A malformed command line (``OneLineParser``) is one
+``error: …`` line too, with exit status 2.
 ``returns_status`` makes ``main`` return that status, so tests and notebooks can call it like a function.
 """
 
@@ -33,6 +34,14 @@ DEBUG_HINT = f"(--debug or {DEBUG_VARIABLE}=1 shows the traceback)"
 
 class CommandExit(SystemExit):
     """The exit of a command whose error ``cli_errors`` has reported; ``code`` is the exit status."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line, ``error: <what> (see <prog> --help)``, and exit 2."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise CommandExit(USER_ERROR_EXIT)
 
 
 def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

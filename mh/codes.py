@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mh.binary import as_sign_codes, hamming_distances, pack_codes, unpack_codes
+from mh.checks import positive_int
 from mh.io import atomic_output, reading
 
 
@@ -86,11 +87,30 @@ def retrieve(query_code, database, k: int = 10):
     """Top-k database items for one query code: (indices (k,), distances (k,)), ties by database index.
 
     ``query_code``: (K,) code (±1, 0/1 or real) or (⌈K/8⌉,) packed uint8; ``database``: a CodeSet or
-    packed (n, ⌈K/8⌉) uint8 array.
+    packed (n, ⌈K/8⌉) uint8 array. ``k`` above the database size returns the whole database, ranked. The same
+    rules as ``mh.search.CodeIndex.search``: a code length that differs from the database's is an error.
     """
-    db_packed = database.packed if isinstance(database, CodeSet) else np.asarray(database)
+    k = positive_int(k, "k", "how many database items to return")
+    if isinstance(database, CodeSet):
+        db_packed, bits = database.packed, database.bits
+    else:
+        db_packed = np.asarray(database)
+        if db_packed.ndim != 2 or db_packed.dtype != np.uint8:
+            raise ValueError(
+                f"database must be a CodeSet or packed (n, K/8) uint8 codes; got {db_packed.dtype} {db_packed.shape}"
+                " (pack ±1 codes with mh.binary.pack_codes)"
+            )
+        bits = db_packed.shape[1] * 8
     query = np.asarray(query_code.cpu() if hasattr(query_code, "cpu") else query_code)
-    if query.dtype != np.uint8 or query.shape[-1] != db_packed.shape[1]:
+    if query.ndim != 1:
+        raise ValueError(f"query_code must be one code, (K,) or packed (K/8,); got shape {query.shape}")
+    already_packed = query.dtype == np.uint8 and query.shape[0] == db_packed.shape[1]
+    if not already_packed:
+        if query.shape[0] != bits:
+            raise ValueError(
+                f"the database holds {bits}-bit codes; query_code has {query.shape[0]} values "
+                "(pass a code of the database's length, or its packed bytes)"
+            )
         query = pack_codes(query.reshape(1, -1))
     distances = hamming_distances(query.reshape(1, -1), np.ascontiguousarray(db_packed.T))[0]
     order = np.argsort(distances, kind="stable")[:k]

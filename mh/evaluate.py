@@ -8,13 +8,12 @@ convention) and ``curves.csv`` (one row per point of each curve) into the run di
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mh.cli import add_debug_flag, cli_errors, returns_status
+from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.codes import load_code_sets
 from mh.datasets import dataset_entry
 from mh.io import read_json, write_json
@@ -94,7 +93,7 @@ def evaluate_run(
 
 @returns_status
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mh.evaluate", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m mh.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a run directory written by python -m mh.train")
     parser.add_argument("--topk", type=int, help="mAP@topk (default: the dataset's protocol; 0 = whole database)")
     parser.add_argument("--allow-unfinished", action="store_true", help="evaluate a run that did not finish")

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from mh.binary import as_sign_codes, hamming_distances, matching_label_rows, pack_words
+from mh.checks import int_in_range, positive_int
 
 RANKING_CONVENTION = (
     "rank by Hamming distance, ties by database index (stable); relevant = shares >= 1 label; "
@@ -158,10 +159,9 @@ def mean_average_precision(
 ) -> float:
     """mAP@topK under the module's convention. Returns a float in [0, 1]. ``device`` runs it on a GPU;
     ``code_form`` says what the codes are (``mh.binary.as_sign_codes``: auto, sign, binary01, real)."""
-    if topk is not None and (isinstance(topk, bool) or not isinstance(topk, int | np.integer) or topk <= 0):
-        raise ValueError(f"topk must be a positive integer or None (whole database); got {topk!r}")
-    if not isinstance(query_chunk, int | np.integer) or query_chunk < 1:
-        raise ValueError(f"query_chunk must be a positive integer; got {query_chunk!r}")
+    if topk is not None:
+        positive_int(topk, "topk", "or None for the whole database")
+    positive_int(query_chunk, "query_chunk")
     q, d, ql, dl = _prepare(query_codes, db_codes, query_labels, db_labels, device, code_form)
     n_db = d.shape[0]
     depth = n_db if topk is None else min(topk, n_db)
@@ -247,8 +247,7 @@ def precision_within_radius(
 ) -> float:
     """P@H≤r: mean over queries of the precision among items within Hamming radius r (0 if none)."""
     curve = pr_curve_by_radius(query_codes, db_codes, query_labels, db_labels, query_chunk)
-    if not 0 <= radius < len(curve["precision"]):
-        raise ValueError(f"radius must be in 0..{len(curve['precision']) - 1}; got {radius}")
+    radius = int_in_range(radius, "radius", 0, len(curve["precision"]) - 1, "a Hamming radius of these codes")
     return float(curve["precision"][radius])
 
 

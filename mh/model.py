@@ -50,6 +50,7 @@ import torch
 import torch.nn as nn
 
 from mh.blocks import DirectionalSSM, MambaBlock, SameConv2d
+from mh.checks import positive_int
 from mh.directions import GROUP_ORDERS, map_to_tokens, tokens_to_map
 from mh.weights import LoadReport, load_weights
 
@@ -150,6 +151,10 @@ class AdaptiveFeatureEnhancement(nn.Module):
         return self.reduce(torch.relu(self.branch1(wide) + self.branch3(wide) + self.branch5(wide)))
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_bits(bits) -> int:
     """``bits`` as an int; ValueError unless it is a positive integer."""
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or bits <= 0:
@@ -192,9 +197,9 @@ class MambaHash(nn.Module):
             raise ValueError(f"unknown variant {variant!r}; expected one of {tuple(VARIANTS)}")
         if direction_order not in GROUP_ORDERS:
             raise ValueError(f"unknown direction_order {direction_order!r}; expected one of {tuple(GROUP_ORDERS)}")
-        if len(depths) != len(STAGE_DEPTHS) or any(int(depth) < 1 for depth in depths):
+        if len(depths) != len(STAGE_DEPTHS) or not all(_is_int(depth) and depth >= 1 for depth in depths):
             raise ValueError(f"depths must be {len(STAGE_DEPTHS)} positive block counts, one per stage; got {depths}")
-        if len(dims) != len(STAGE_DIMS) or any(int(dim) < 4 or int(dim) % 4 for dim in dims):
+        if len(dims) != len(STAGE_DIMS) or not all(_is_int(dim) and dim >= 4 and dim % 4 == 0 for dim in dims):
             raise ValueError(f"dims must be {len(STAGE_DIMS)} widths, each a positive multiple of 4; got {dims}")
         self.depths = tuple(int(depth) for depth in depths)
         self.dims = tuple(int(dim) for dim in dims)
@@ -224,7 +229,9 @@ class MambaHash(nn.Module):
 
     def _afem(self, ratio, groups) -> AdaptiveFeatureEnhancement:
         dim = self.dims[-1]
-        if ratio is None:
+        if ratio is not None:
+            positive_int(ratio, "afem_ratio (AFEM's λ)", "the paper's is 2^(K // 16)")
+        else:
             ratio = afem_ratio_for_bits(self.bits)
             if ratio > MAX_AFEM_RATIO:
                 raise ValueError(

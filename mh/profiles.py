@@ -41,12 +41,14 @@ class Profile:
     image_size: int = knob(help="input size in pixels (default: the profile's)", parse=int, minimum=32)
     epochs: int = knob(help="training epochs (default: the profile's)", parse=int, minimum=1)
     batch_size: int = knob(32, help="global batch size, split over torchrun's ranks", parse=int, minimum=1)
-    learning_rate: float = knob(2e-5, help="learning rate (default: the profile's)", parse=float, flag="--lr")
+    learning_rate: float = knob(
+        2e-5, help="learning rate (default: the profile's)", parse=float, flag="--lr", minimum=0.0
+    )
     # None: the model's (mh.registry.MODELS; RMSprop for MambaHash, as in §4.1)
     optimizer: str | None = knob(
         None, help="a name of mh.registry.OPTIMIZERS (default: the profile's, else the model's)"
     )
-    weight_decay: float = knob(1e-7, help="weight decay (default: the profile's)", parse=float)
+    weight_decay: float = knob(1e-7, help="weight decay (default: the profile's)", parse=float, minimum=0.0)
     eval_every: int = knob(1, help="evaluate every N epochs (the last epoch always)", parse=int, minimum=1)
     subset: dict[str, int] | None = None  # seeded, class-balanced subsets of train/query/database
     bits: tuple[int, ...] = (16, 32, 48, 64)

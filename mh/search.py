@@ -36,7 +36,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mh.binary import label_rows, matching_label_rows, pack_codes
-from mh.cli import add_debug_flag, cli_errors, returns_status
+from mh.checks import int_in_range, positive_int
+from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.codes import CodeSet
 from mh.io import atomic_output, load_checkpoint, read_json, reading
 
@@ -172,8 +173,7 @@ class CodeIndex:
         ``ties="any"``: FAISS's own choice among them (the same distances, one pass; faster)."""
         if ties not in ("position", "any"):
             raise ValueError(f"ties must be 'position' or 'any'; got {ties!r}")
-        if not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"k must be a positive integer; got {k!r}")
+        k = positive_int(k, "k", "how many database items to return")
         packed, k = self.packed_queries(queries), min(int(k), len(self))
         distances, positions = self.index.search(packed, k)
         distances, positions = distances.astype(np.int64), positions.astype(np.int64)
@@ -205,8 +205,7 @@ class CodeIndex:
     def within_radius(self, queries, radius: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Every item at Hamming distance ≤ ``radius`` of each query: a list of (distances, positions),
         sorted by (distance, position). Not available for ``hnsw``."""
-        if not isinstance(radius, int | np.integer) or not 0 <= radius <= self.bits:
-            raise ValueError(f"radius must be an integer in 0..{self.bits}; got {radius!r}")
+        radius = int_in_range(radius, "radius", 0, self.bits, "a Hamming radius of these codes")
         if self.kind == "hnsw":
             raise ValueError("FAISS's HNSW index has no range search; build a flat, hash, multihash or ivf index")
         hits = self._range(self.packed_queries(queries), int(radius))
@@ -246,24 +245,27 @@ class CodeIndex:
                 raise FileNotFoundError(
                     f"{needed} does not exist; build the index with: python -m mh.search build RUN_DIR"
                 )
-        index = faiss_module().read_index_binary(str(path))
+        faiss = faiss_module()
+        with reading(path, "FAISS binary index", "build the index again: python -m mh.search build RUN_DIR"):
+            index = faiss.read_index_binary(str(path))
         with (
             reading(meta_path(path), "index record", "build the index again: python -m mh.search build RUN_DIR"),
             np.load(meta_path(path)) as stored,
         ):
             header, ids, labels = json.loads(str(stored["header"])), stored["ids"], stored["labels"]
+            kind, bits, metadata = header["kind"], header["bits"], header["metadata"]
         problems = [
             f"{what}: index {actual}, record {recorded}"
             for what, actual, recorded in (
-                ("kind", _kind_of(index), header["kind"]),
-                ("bits", index.d, header["bits"]),
+                ("kind", _kind_of(index), kind),
+                ("bits", index.d, bits),
                 ("items", index.ntotal, len(ids)),
             )
             if actual != recorded
         ]
         if problems:
             raise ValueError(f"{path} does not match its record {meta_path(path)} ({'; '.join(problems)}); rebuild it")
-        return cls(index, header["bits"], header["kind"], ids, labels if labels.size else None, header["metadata"])
+        return cls(index, bits, kind, ids, labels if labels.size else None, metadata)
 
 
 def meta_path(path: Path) -> Path:
@@ -350,9 +352,8 @@ def _results(index: CodeIndex, distances: np.ndarray, positions: np.ndarray) -> 
 
 @returns_status
 def main(argv: list[str] | None = None) -> int:
-    import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m mh.search", description="FAISS indexes of a run's hash codes.")
+    parser = OneLineParser(prog="python -m mh.search", description="FAISS indexes of a run's hash codes.")
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="index the database codes of a finished run")
     build.add_argument("run_dir")

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mh.cli import add_debug_flag, cli_errors, returns_status
+from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.config import TrainConfig, validate_config
 from mh.data import VERIFY_LEVELS, HashingData, verify_images
 from mh.datasets import DATASETS, load_hashing_data
@@ -292,7 +292,7 @@ def finish_training(training: Training) -> TrainingOutcome:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m mh.train", description="Train a hashing network with its registry loss and optimizer."
     )
     parser.add_argument("--dataset", default="cifar10", choices=list(DATASETS))

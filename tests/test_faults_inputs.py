@@ -69,7 +69,9 @@ def test_codes_said_to_be_signs_must_be_signs():
 
 @pytest.mark.parametrize("topk", [0, -3, 2.5, True])
 def test_an_invalid_topk_is_named(topk):
-    with pytest.raises(ValueError, match="topk must be a positive integer or None"):
+    with pytest.raises(
+        ValueError, match="topk must be a positive integer; got .* \\(or None for the whole database\\)"
+    ):
         mean_average_precision(CODES, CODES, LABELS, LABELS, topk=topk)
 
 

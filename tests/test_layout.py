@@ -14,6 +14,7 @@ MAX_MODULE_LINES = 400
 PAPER_CORE = {
     "binary",
     "blocks",
+    "checks",
     "cli",
     "codes",
     "config",

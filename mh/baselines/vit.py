@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torchvision.models.vision_transformer import VisionTransformer
 
+from mh.checks import positive_int
+
 
 class ViTL32Hash(VisionTransformer):
     """The authors' ViT-L/32 hashing network: 23 layers, CLS token → Linear(1024, K) → tanh.
@@ -21,6 +23,7 @@ class ViTL32Hash(VisionTransformer):
     """
 
     def __init__(self, bits: int, image_size: int = 224, num_layers: int = 23):
+        positive_int(num_layers, "ViT-L/32's num_layers", "the authors' network has 23")
         if image_size % 32:
             raise ValueError(f"ViT-L/32 needs an image size that is a multiple of 32; got {image_size}")
         super().__init__(

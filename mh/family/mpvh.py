@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer
 
 from mh.blocks import initial_A_log, initial_dt_bias, run_scan
+from mh.checks import fraction, positive_int
 from mh.directions import ORDERS, map_to_tokens, to_grid, to_sequence, tokens_to_map
 
 PROMPTERS = ("per_layer", "shared")
@@ -140,6 +141,18 @@ def _check_option(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"MpVH: unknown {name} {value!r}; expected one of {allowed}")
 
 
+def _check_sizes(**sizes: int) -> None:
+    """Every size a positive integer, the width a multiple of the heads, the image a multiple of the patch."""
+    for name, value in sizes.items():
+        positive_int(value, f"MpVH's {name}")
+    if sizes["embed_dim"] % sizes["num_heads"]:
+        raise ValueError(f"MpVH's embed_dim {sizes['embed_dim']} must be a multiple of num_heads {sizes['num_heads']}")
+    if sizes["image_size"] % sizes["patch_size"]:
+        raise ValueError(
+            f"MpVH: image size {sizes['image_size']} is not a multiple of the patch size {sizes['patch_size']}"
+        )
+
+
 class MpVH(VisionTransformer):
     """MpVH hashing network (see the module docstring): timm's ViT with per-layer Mamba prompts and a hash head.
 
@@ -175,8 +188,17 @@ class MpVH(VisionTransformer):
             ("routing", routing, ROUTINGS),
         ):
             _check_option(name, value, allowed)
-        if image_size % patch_size:
-            raise ValueError(f"MpVH: image size {image_size} is not a multiple of the patch size {patch_size}")
+        _check_sizes(
+            image_size=image_size,
+            patch_size=patch_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            d_state=d_state,
+            hash_hidden=hash_hidden,
+            top_k=top_k,
+        )
+        fraction(gate_threshold, "MpVH's gate_threshold")
         super().__init__(
             img_size=image_size,
             patch_size=patch_size,

@@ -35,7 +35,6 @@ clean.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -47,12 +46,14 @@ from pathlib import Path
 
 import nbformat
 
-from mh.cli import add_debug_flag, cli_errors, returns_status
+from mh.checks import int_in_range
+from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.data import DataNotFoundError, resolve_data_dir
 from mh.datasets import dataset_entry
-from mh.io import PROJECT_ROOT, atomic_output, write_json
+from mh.io import PROJECT_ROOT, atomic_output, read_json, write_json
 from mh.manifest import lock_record, run_manifest
 from mh.profiles import NOTEBOOK_PROFILES, comparison_profile, resolve_profile
+from mh.repro.checkout_lock import checkout_lock
 from mh.repro.run_cache import supersede
 from mh.repro.workspace import STAGING_VARIABLE
 
@@ -116,7 +117,8 @@ def check_inputs(root: Path, notebooks: list[str], data_dir: str | None) -> None
         if not os.access(existing, os.W_OK):
             problems.append(f"{existing} is not writable: outputs go to {path}")
     if problems:
-        raise ReproduceInputError("cannot start:\n  " + "\n  ".join(problems))
+        separator = "\n  " if len(problems) > 1 else " "  # one problem, one line
+        raise ReproduceInputError("cannot start:" + separator + separator.join(problems))
 
 
 def staged_outputs(stage: Path) -> list[tuple[Path, Path]]:
@@ -312,14 +314,23 @@ def run_notebooks(
     root: Path = ROOT,
     fresh_runs: bool = False,
 ) -> dict:
-    """Execute ``notebooks`` (default: all, in order) and write results/manifest.json.
+    """Execute ``notebooks`` (default: all, in order) and write results/manifest.json, holding the checkout's
+    reproduce lock (``mh.repro.checkout_lock``) throughout.
 
-    Raises ReproduceInputError (nothing touched) or NotebookFailed (earlier notebooks' outputs in place)."""
+    Raises CheckoutBusy or ReproduceInputError (nothing touched) or NotebookFailed (earlier notebooks' outputs in
+    place). A run killed at any point leaves a tree that the next run completes: staging is per notebook and
+    cleared first, outputs are swapped in by atomic renames, and the lock dies with its process."""
+    with checkout_lock(root):
+        return _run_locked(profile, data_dir, seed, notebooks, root, fresh_runs)
+
+
+def _run_locked(profile: str, data_dir: str | None, seed: int, notebooks, root: Path, fresh_runs: bool) -> dict:
     resolved = resolve_profile(profile).name
     notebooks = list(notebooks or NOTEBOOKS)
     check_inputs(root, notebooks, data_dir)
     manifest_path = root / "results" / "manifest.json"
-    previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    fix = "restore it with git checkout results/manifest.json, or delete it to write a new one"
+    previous = read_json(manifest_path, "reproduce manifest", fix) if manifest_path.exists() else {}
     if fresh_runs:
         supersede_profile_runs(root, resolved)
     runs_before = run_stamps(root, resolved)
@@ -353,7 +364,7 @@ def run_notebooks(
 
 @returns_status
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mh.repro.reproduce", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m mh.repro.reproduce", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="auto", choices=["auto", *NOTEBOOK_PROFILES])
     parser.add_argument("--data-dir", help="CIFAR-10 location (default $MH_DATA_DIR, else ./data)")
     parser.add_argument("--seed", type=int, default=2025)
@@ -364,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     with cli_errors(args.debug, user_errors=(ReproduceInputError,)):
+        int_in_range(args.seed, "--seed", 0, 2**32 - 1, "numpy's random generators take seeds in that range")
         manifest = run_notebooks(args.profile, args.data_dir, args.seed, args.only, fresh_runs=args.fresh_runs)
         seconds = manifest.get("this_run", manifest)["total_wall_seconds"]
         print(f"[reproduce] all done in {seconds:.0f} s")

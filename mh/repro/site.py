@@ -16,7 +16,6 @@ order with the paper's reference.
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
 import re
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import nbformat
 
-from mh.cli import add_debug_flag, cli_errors, returns_status
+from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.io import PROJECT_ROOT
 from mh.repro.browser import SiteNotCheckable, check_site
 from mh.repro.reproduce import NOTEBOOKS
@@ -156,7 +155,7 @@ def build_site(out: Path | None = None, executed: Path | None = None) -> list[Pa
 
 @returns_status
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mh.repro.site", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m mh.repro.site", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["build", "check"])
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "site")
     args = add_debug_flag(parser).parse_args(argv)

@@ -31,7 +31,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from mh.cli import add_debug_flag, cli_errors, returns_status
+from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.config import TrainConfig
 from mh.data import HashingData, PoolSubset, build_transform
 from mh.datasets import load_hashing_data
@@ -247,7 +247,7 @@ def _record(args: argparse.Namespace, curves: pd.DataFrame, study: str | None) -
 
 @returns_status
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mh.repro.tuning", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m mh.repro.tuning", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="smoke", choices=list(PROFILES))
     parser.add_argument("--model", default="mambahash")
     parser.add_argument("--bits", type=int, default=48)
