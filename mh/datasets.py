@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mh.checks import positive_int
 from mh.data import (
     DataNotFoundError,
     HashingData,
@@ -156,11 +157,13 @@ def load_hashing_data(
     """
     entry, data_dir = dataset_entry(dataset), resolve_data_dir(data_dir)
     protocol = entry.protocol
-    source = entry.load_sets(data_dir, protocol, seed, Path(split_dir), download)
     subset = subset or {}
     unknown = set(subset) - set(PARTS)
     if unknown:
         raise ValueError(f"subset keys must be train/query/database; got {sorted(unknown)}")
+    for part, size in subset.items():
+        positive_int(size, f"subset[{part!r}]", "how many images of that set to keep")
+    source = entry.load_sets(data_dir, protocol, seed, Path(split_dir), download)
     sets = {}
     for offset, part in enumerate(PARTS):
         pool, indices = source.parts[part]

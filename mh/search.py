@@ -36,7 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from mh.binary import label_rows, matching_label_rows, pack_codes
-from mh.checks import int_in_range, positive_int
+from mh.checks import int_in_range, one_of, positive_int
 from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.codes import CodeSet
 from mh.io import atomic_output, load_checkpoint, read_json, reading
@@ -54,29 +54,46 @@ def faiss_module():
         raise ImportError(f"retrieval indexes need FAISS, which is not installed: {FAISS_HINT}") from error
 
 
+def index_options(kind: str, bits: int, size: int, options: dict) -> dict[str, int]:
+    """The options of a ``kind`` index over ``size`` codes of ``bits`` bits: the given ones checked (an unknown
+    name, a non-integer or a value out of range is an error naming it), the others at their defaults."""
+    one_of(kind, "index kind", INDEX_KINDS)
+    cells = max(1, int(np.sqrt(size)))
+    ranges = {  # name: (lowest, highest, default)
+        "flat": {},
+        "hash": {"hash_bits": (1, min(bits, 63), min(bits, 16)), "nflip": (0, bits, 2)},
+        "multihash": {"tables": (1, bits, max(1, bits // 16)), "nflip": (0, bits, 1)},
+        "ivf": {"cells": (1, max(1, size), cells), "nprobe": (1, 1 << 20, 16)},  # FAISS probes at most every cell
+        "hnsw": {"neighbours": (1, 1024, 16), "ef_search": (1, 1 << 20, 128)},
+    }[kind]
+    unknown = sorted(set(options) - set(ranges))
+    if unknown:
+        raise ValueError(f"the {kind} index takes no options {unknown}; it takes {sorted(ranges) or 'none'}")
+    return {
+        name: int_in_range(options.get(name, default), name, low, high, f"an option of the {kind} index")
+        for name, (low, high, default) in ranges.items()
+    }
+
+
 def _new_index(kind: str, bits: int, size: int, options: dict):
-    faiss = faiss_module()
+    faiss, options = faiss_module(), index_options(kind, bits, size, options)
     if kind == "flat":
         return faiss.IndexBinaryFlat(bits)
     if kind == "hash":
-        index = faiss.IndexBinaryHash(bits, options.get("hash_bits", min(bits, 16)))
-        index.nflip = options.get("nflip", 2)
+        index = faiss.IndexBinaryHash(bits, options["hash_bits"])
+        index.nflip = options["nflip"]
         return index
     if kind == "multihash":
-        tables = options.get("tables", max(1, bits // 16))
-        index = faiss.IndexBinaryMultiHash(bits, tables, bits // tables)
-        index.nflip = options.get("nflip", 1)
+        index = faiss.IndexBinaryMultiHash(bits, options["tables"], bits // options["tables"])
+        index.nflip = options["nflip"]
         return index
     if kind == "ivf":
-        cells = options.get("cells", max(1, int(np.sqrt(size))))
-        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, cells)
-        index.nprobe = options.get("nprobe", 16)
+        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, options["cells"])
+        index.nprobe = options["nprobe"]
         return index
-    if kind == "hnsw":
-        index = faiss.IndexBinaryHNSW(bits, options.get("neighbours", 16))
-        index.hnsw.efSearch = options.get("ef_search", 128)
-        return index
-    raise ValueError(f"unknown index kind {kind!r}; expected one of {', '.join(INDEX_KINDS)}")
+    index = faiss.IndexBinaryHNSW(bits, options["neighbours"])
+    index.hnsw.efSearch = options["ef_search"]
+    return index
 
 
 def _kind_of(index) -> str:

@@ -69,7 +69,8 @@ def test_flat_ranking_breaks_ties_by_position_like_brute_force():
 def test_radius_search_equals_brute_force(kind):
     rng = np.random.default_rng(4)
     database, queries = clustered_code_set(rng, 2000, 32, 8, flip=0.05), clustered_code_set(rng, 25, 32, 8, 0.05)
-    index = CodeIndex.build(database, kind, progress=False, nflip=2, nprobe=10_000)
+    options = {"flat": {}, "hash": {"nflip": 2}, "multihash": {"nflip": 2}, "ivf": {"nprobe": 10_000}}[kind]
+    index = CodeIndex.build(database, kind, progress=False, **options)
     brute = hamming_distances(queries.packed, np.ascontiguousarray(database.packed.T)).astype(np.int64)
     for radius in (0, 1, 2):
         for row, (distances, positions) in enumerate(index.within_radius(queries, radius)):

@@ -194,3 +194,28 @@ def test_a_damaged_reproduce_manifest_is_named_before_any_notebook_runs(tmp_path
     with pytest.raises(DamagedFileError, match="manifest.json is not a readable reproduce manifest"):
         run_notebooks("smoke", notebooks=["01_ssm_zoh_discretization"], root=root)
     assert not (root / "notebooks/executed/01_ssm_zoh_discretization.ipynb").read_text().startswith("{")
+
+
+@pytest.mark.parametrize(
+    "kind, options, message",
+    [
+        ("multihash", {"tables": 0}, "tables must be an integer in 1..16; got 0"),
+        ("hash", {"hash_bits": 0}, "hash_bits must be an integer in 1..16; got 0"),
+        ("ivf", {"cells": 0}, "cells must be an integer in 1..30; got 0"),
+        ("hnsw", {"neighbours": 2.5}, "neighbours must be an integer in 1..1024; got 2.5"),
+        ("flat", {"nprobe": 4}, r"the flat index takes no options \['nprobe'\]; it takes none"),
+        ("ivf", {"nflip": 1}, r"the ivf index takes no options \['nflip'\]; it takes \['cells', 'nprobe'\]"),
+        ("btree", {}, "unknown index kind 'btree'; expected one of flat, hash"),
+    ],
+)
+def test_index_options_are_named_when_unknown_or_out_of_range(codes, kind, options, message):
+    with pytest.raises(ValueError, match=message):
+        CodeIndex.build(codes[2], kind, progress=False, **options)
+
+
+@pytest.mark.parametrize("size", [0, -5, 2.5])
+def test_a_subset_size_is_named(size, tmp_path):
+    from mh.datasets import load_hashing_data
+
+    with pytest.raises(ValueError, match=f"subset\\['train'\\] must be a positive integer; got {size!r}"):
+        load_hashing_data("imagenet", tmp_path, image_size=32, subset={"train": size})
