@@ -20,8 +20,7 @@ Ranking convention: the flat index returns exactly ``mh.metrics``' ranking (dist
 position): FAISS orders ties arbitrarily, so the items tied at the k-th distance are fetched whole by a range
 search and re-sorted. ``radius`` always means Hamming distance ≤ radius (FAISS's own range search is strict).
 
-``faiss`` is imported on first use (``pip install faiss-cpu``; ``faiss-gpu`` where CUDA is present), so
-``import mh`` works without it.
+``faiss`` is imported on first use (``pip install faiss-cpu``, or ``faiss-gpu``): ``import mh`` works without it.
 """
 
 from __future__ import annotations
@@ -63,7 +62,7 @@ def index_options(kind: str, bits: int, size: int, options: dict) -> dict[str, i
         "flat": {},
         "hash": {"hash_bits": (1, min(bits, 63), min(bits, 16)), "nflip": (0, bits, 2)},
         "multihash": {"tables": (1, bits, max(1, bits // 16)), "nflip": (0, bits, 1)},
-        "ivf": {"cells": (1, max(1, size), cells), "nprobe": (1, 1 << 20, 16)},  # FAISS probes at most every cell
+        "ivf": {"cells": (1, max(1, size), cells), "nprobe": (1, 1 << 20, 16)},  # FAISS clamps nprobe
         "hnsw": {"neighbours": (1, 1024, 16), "ef_search": (1, 1 << 20, 128)},
     }[kind]
     unknown = sorted(set(options) - set(ranges))
@@ -77,22 +76,18 @@ def index_options(kind: str, bits: int, size: int, options: dict) -> dict[str, i
 
 def _new_index(kind: str, bits: int, size: int, options: dict):
     faiss, options = faiss_module(), index_options(kind, bits, size, options)
-    if kind == "flat":
-        return faiss.IndexBinaryFlat(bits)
-    if kind == "hash":
-        index = faiss.IndexBinaryHash(bits, options["hash_bits"])
-        index.nflip = options["nflip"]
-        return index
-    if kind == "multihash":
-        index = faiss.IndexBinaryMultiHash(bits, options["tables"], bits // options["tables"])
-        index.nflip = options["nflip"]
-        return index
-    if kind == "ivf":
-        index = faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, options["cells"])
-        index.nprobe = options["nprobe"]
-        return index
-    index = faiss.IndexBinaryHNSW(bits, options["neighbours"])
-    index.hnsw.efSearch = options["ef_search"]
+    index = {
+        "flat": lambda: faiss.IndexBinaryFlat(bits),
+        "hash": lambda: faiss.IndexBinaryHash(bits, options["hash_bits"]),
+        "multihash": lambda: faiss.IndexBinaryMultiHash(bits, options["tables"], bits // options["tables"]),
+        "ivf": lambda: faiss.IndexBinaryIVF(faiss.IndexBinaryFlat(bits), bits, options["cells"]),
+        "hnsw": lambda: faiss.IndexBinaryHNSW(bits, options["neighbours"]),
+    }[kind]()
+    for name, value in options.items():  # the search-time settings
+        if name in ("nflip", "nprobe"):
+            setattr(index, name, value)
+    if kind == "hnsw":
+        index.hnsw.efSearch = options["ef_search"]
     return index
 
 
