@@ -37,9 +37,10 @@ lint: setup
 	$(BIN)/ruff check mh tests benchmarks
 	$(BIN)/ruff format --check mh tests benchmarks
 
-# Regenerate every table and figure (smoke profile on CPU, gpu profile with CUDA; PROFILE=... to choose).
+# Regenerate every table and figure (smoke profile on CPU, gpu profile with CUDA; PROFILE=... to choose);
+# DOWNLOAD=1 fetches CIFAR-10 through torchvision first when it is missing.
 reproduce: setup
-	$(BIN)/python -m mh.repro.reproduce --profile $(PROFILE)
+	$(BIN)/python -m mh.repro.reproduce --profile $(PROFILE) $(if $(DOWNLOAD),--download)
 
 # JupyterLab on this environment's kernel ("mambahash-companion"), opened on notebooks/ (LAB_ARGS=--no-browser …)
 lab: setup

@@ -1,9 +1,11 @@
 """Regenerate every table and figure: run the numbered notebooks in order with papermill.
 
     python -m mh.repro.reproduce [--profile auto|smoke|gpu|paper] [--data-dir DIR] [--only 03_training ...]
-                                 [--fresh-runs] [--debug]
+                                 [--fresh-runs] [--download] [--debug]
 
-``make reproduce`` calls this. ``auto`` is smoke on a CPU and gpu when CUDA is present.
+``make reproduce`` calls this. ``auto`` is smoke on a CPU and gpu when CUDA is present. ``--download``
+(``make reproduce DOWNLOAD=1``) first fetches CIFAR-10 through torchvision when the data directory lacks it
+(``mh.repro.fetch``).
 
 Nothing is lost when something goes wrong. Every input is checked first (the notebooks named, CIFAR-10 for the
 notebooks that read it, papermill and its kernel, write access to the output folders); a missing one stops
@@ -54,6 +56,7 @@ from mh.io import PROJECT_ROOT, atomic_output, read_json, write_json
 from mh.manifest import lock_record, run_manifest
 from mh.profiles import NOTEBOOK_PROFILES, comparison_profile, resolve_profile
 from mh.repro.checkout_lock import checkout_lock
+from mh.repro.fetch import HOW_TO_FETCH, fetch_missing
 from mh.repro.run_cache import supersede
 from mh.repro.workspace import STAGING_VARIABLE
 
@@ -102,7 +105,7 @@ def check_inputs(root: Path, notebooks: list[str], data_dir: str | None) -> None
         try:
             dataset_entry(dataset).locate(resolve_data_dir(data_dir))
         except DataNotFoundError as error:
-            problems.append(str(error))
+            problems.append(f"{error} ({HOW_TO_FETCH})")
     try:
         from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
@@ -313,6 +316,7 @@ def run_notebooks(
     notebooks: list[str] | None = None,
     root: Path = ROOT,
     fresh_runs: bool = False,
+    download: bool = False,
 ) -> dict:
     """Execute ``notebooks`` (default: all, in order) and write results/manifest.json, holding the checkout's
     reproduce lock (``mh.repro.checkout_lock``) throughout.
@@ -321,12 +325,14 @@ def run_notebooks(
     place). A run killed at any point leaves a tree that the next run completes: staging is per notebook and
     cleared first, outputs are swapped in by atomic renames, and the lock dies with its process."""
     with checkout_lock(root):
-        return _run_locked(profile, data_dir, seed, notebooks, root, fresh_runs)
+        return _run_locked(profile, data_dir, seed, notebooks, root, fresh_runs, download)
 
 
-def _run_locked(profile: str, data_dir: str | None, seed: int, notebooks, root: Path, fresh_runs: bool) -> dict:
+def _run_locked(profile, data_dir: str | None, seed: int, notebooks, root: Path, fresh_runs: bool, download: bool):
     resolved = resolve_profile(profile).name
     notebooks = list(notebooks or NOTEBOOKS)
+    if download:
+        fetch_missing([NOTEBOOK_DATASETS[name] for name in notebooks if name in NOTEBOOK_DATASETS], data_dir)
     check_inputs(root, notebooks, data_dir)
     manifest_path = root / "results" / "manifest.json"
     fix = "restore it with git checkout results/manifest.json, or delete it to write a new one"
@@ -372,11 +378,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fresh-runs", action="store_true", help="move this profile's trained runs aside first: train every model now"
     )
+    parser.add_argument("--download", action="store_true", help="fetch CIFAR-10 through torchvision when it is missing")
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     with cli_errors(args.debug, user_errors=(ReproduceInputError,)):
         int_in_range(args.seed, "--seed", 0, 2**32 - 1, "numpy's random generators take seeds in that range")
-        manifest = run_notebooks(args.profile, args.data_dir, args.seed, args.only, fresh_runs=args.fresh_runs)
+        manifest = run_notebooks(
+            args.profile, args.data_dir, args.seed, args.only, fresh_runs=args.fresh_runs, download=args.download
+        )
         seconds = manifest.get("this_run", manifest)["total_wall_seconds"]
         print(f"[reproduce] all done in {seconds:.0f} s")
     return 0
