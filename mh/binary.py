@@ -32,6 +32,23 @@ def as_sign_codes(codes, form: str = "auto", name: str = "codes") -> torch.Tenso
     an error; ``name`` labels messages."""
     if form not in CODE_FORMS:
         raise ValueError(f"code form must be one of {', '.join(CODE_FORMS)}; got {form!r}")
+    codes, integer = _float_codes(codes, name)
+    if form == "auto":
+        form = _form_of(codes, integer, name)
+    elif form != "real":
+        wrong = (codes.abs() != 1) if form == "sign" else ((codes != 0) & (codes != 1))
+        if bool(wrong.any()):
+            raise ValueError(
+                f"{name} were given as {form} codes but hold other values (e.g. {codes[wrong][0].item():g}); pass "
+                "form='real' for network outputs, 'sign' for ±1 and 'binary01' for 0/1 codes"
+            )
+    if form == "binary01":
+        return codes * 2 - 1
+    return binarize(codes)
+
+
+def _float_codes(codes, name: str) -> tuple[torch.Tensor, bool]:
+    """(n, K) codes from numpy or torch as a finite float32 CPU tensor, and whether they were integers."""
     codes = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
     if codes.dim() != 2:
         raise ValueError(f"{name} must be (n, bits); got shape {tuple(codes.shape)}")
@@ -43,23 +60,11 @@ def as_sign_codes(codes, form: str = "auto", name: str = "codes") -> torch.Tenso
             f"{name} hold {int((~finite).sum())} non-finite values (NaN or ±inf): a diverged network or a "
             "damaged code file; encode again from an intact checkpoint"
         )
-    zero_one = bool(((codes == 0) | (codes == 1)).all())
-    if form == "auto":
-        form = _form_of(codes, integer, zero_one, name)
-    expected = {"sign": bool((codes.abs() == 1).all()), "binary01": zero_one}.get(form, True)
-    if not expected:
-        example = codes[(codes.abs() != 1) if form == "sign" else ((codes != 0) & (codes != 1))][0].item()
-        raise ValueError(
-            f"{name} were given as {form} codes but hold other values (e.g. {example:g}); pass form='real' "
-            "for network outputs, 'sign' for ±1 and 'binary01' for 0/1 codes"
-        )
-    if form == "binary01":
-        return codes * 2 - 1
-    return binarize(codes)
+    return codes, integer
 
 
-def _form_of(codes: torch.Tensor, integer: bool, zero_one: bool, name: str) -> str:
-    if zero_one:
+def _form_of(codes: torch.Tensor, integer: bool, name: str) -> str:
+    if bool(((codes == 0) | (codes == 1)).all()):
         return "binary01"
     if bool((codes.abs() == 1).all()):
         return "sign"
@@ -74,11 +79,9 @@ def _form_of(codes: torch.Tensor, integer: bool, zero_one: bool, name: str) -> s
 
 def detect_code_form(codes, name: str = "codes") -> str:
     """What ``code_form="auto"`` takes ``codes`` (n, K) for: ``binary01`` (every value 0 or 1), ``sign`` (every
-    value ±1) or ``real`` (floating-point network outputs); integer codes of other values are an error."""
-    tensor = torch.as_tensor(np.asarray(codes) if not isinstance(codes, torch.Tensor) else codes)
-    integer = not (tensor.dtype.is_floating_point or tensor.dtype.is_complex)
-    as_float = tensor.detach().to("cpu", torch.float32)
-    return _form_of(as_float, integer, bool(((as_float == 0) | (as_float == 1)).all()), name)
+    value ±1) or ``real`` (floating-point network outputs); integer codes of other values, non-finite values and
+    other shapes are errors, as in ``as_sign_codes``."""
+    return _form_of(*_float_codes(codes, name), name)
 
 
 def label_rows(labels, num_classes: int | None = None) -> torch.Tensor:

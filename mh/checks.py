@@ -25,6 +25,11 @@ def int_in_range(value, name: str, low: int, high: int, fix: str = "") -> int:
     return int(value)
 
 
+def seed(value, name: str = "seed") -> int:
+    """``value`` as an int when it is a seed numpy's random generators take (0..2³²−1); ValueError otherwise."""
+    return int_in_range(value, name, 0, 2**32 - 1, "numpy's random generators take seeds in that range")
+
+
 def fraction(value, name: str, low: float = 0.0, high: float = 1.0) -> float:
     """``value`` as a float when it is a number in [low, high]; ValueError naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number) or not low <= value <= high:

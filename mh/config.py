@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from mh.checks import int_in_range
+from mh import checks
 from mh.data import VERIFY_LEVELS
 from mh.datasets import dataset_entry
 from mh.model import check_bits
@@ -77,7 +77,7 @@ def validate_config(config: TrainConfig) -> None:
         if name is not None and name not in table:
             raise ValueError(f"unknown {kind} {name!r}; expected one of {', '.join(table)}")
     check_bits(config.bits)
-    int_in_range(config.seed, "seed", 0, 2**32 - 1, "numpy's random generators take seeds in that range")
+    checks.seed(config.seed)
     problems = knob_problems(profile)
     if problems:
         raise ValueError("; ".join(problems))

@@ -102,8 +102,8 @@ def knob_problems(profile: Profile) -> list[str]:
 def add_knob_flags(parser) -> None:
     """One ``argparse`` flag per knob (``--epochs``, ``--lr``, …); each stores into the knob's field name."""
     for field in KNOBS:
-        flag = field.metadata["flag"] or "--" + field.name.replace("_", "-")
         meta = field.metadata
+        flag = meta["flag"] or "--" + field.name.replace("_", "-")
         parser.add_argument(flag, dest=field.name, type=meta["parse"], choices=meta["choices"], help=meta["help"])
 
 

@@ -18,10 +18,11 @@ HOW_TO_FETCH = "or let the reproduce fetch it: make reproduce DOWNLOAD=1 (python
 
 
 def fetch_missing(datasets, data_dir: str | None = None) -> list[str]:
-    """Download each of ``datasets`` that is not in the data directory and can be fetched; returns those fetched.
+    """Download each of ``datasets`` (names, each once) that is not in the data directory and can be fetched;
+    returns those fetched.
     A download that fails raises DataNotFoundError saying where it looked and what to do."""
     root, fetched = resolve_data_dir(data_dir), []
-    for name in sorted(set(datasets)):
+    for name in datasets:
         try:
             dataset_entry(name).locate(root)
         except DataNotFoundError:

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import nbformat
 
-from mh.checks import int_in_range
+from mh import checks
 from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.data import DataNotFoundError, resolve_data_dir
 from mh.datasets import dataset_entry
@@ -83,6 +83,11 @@ NOTEBOOK_DATASETS = {
 }
 
 
+def datasets_read_by(notebooks) -> list[str]:
+    """The datasets (keys of ``mh.datasets.DATASETS``) that ``notebooks`` read, sorted, each once."""
+    return sorted({NOTEBOOK_DATASETS[name] for name in notebooks if name in NOTEBOOK_DATASETS})
+
+
 OUTPUT_FOLDERS = ("figures", "results/tables", "notebooks/executed")
 
 
@@ -101,7 +106,7 @@ def check_inputs(root: Path, notebooks: list[str], data_dir: str | None) -> None
         for name in notebooks
         if name in NOTEBOOKS and not (root / "notebooks" / f"{name}.ipynb").exists()
     ]
-    for dataset in sorted({NOTEBOOK_DATASETS[name] for name in notebooks if name in NOTEBOOK_DATASETS}):
+    for dataset in datasets_read_by(notebooks):
         try:
             dataset_entry(dataset).locate(resolve_data_dir(data_dir))
         except DataNotFoundError as error:
@@ -332,7 +337,7 @@ def _run_locked(profile, data_dir: str | None, seed: int, notebooks, root: Path,
     resolved = resolve_profile(profile).name
     notebooks = list(notebooks or NOTEBOOKS)
     if download:
-        fetch_missing([NOTEBOOK_DATASETS[name] for name in notebooks if name in NOTEBOOK_DATASETS], data_dir)
+        fetch_missing(datasets_read_by(notebooks), data_dir)
     check_inputs(root, notebooks, data_dir)
     manifest_path = root / "results" / "manifest.json"
     fix = "restore it with git checkout results/manifest.json, or delete it to write a new one"
@@ -382,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     add_debug_flag(parser)
     args = parser.parse_args(argv)
     with cli_errors(args.debug, user_errors=(ReproduceInputError,)):
-        int_in_range(args.seed, "--seed", 0, 2**32 - 1, "numpy's random generators take seeds in that range")
+        checks.seed(args.seed, "--seed")
         manifest = run_notebooks(
             args.profile, args.data_dir, args.seed, args.only, fresh_runs=args.fresh_runs, download=args.download
         )
