@@ -45,7 +45,16 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(data_dir or os.environ.get("MH_DATA_DIR") or PROJECT_ROOT / "data").expanduser()
 
 
-def build_transform(train: bool, image_size: int = 224, style: str = "paper") -> transforms.Compose:
+class ImagePipeline(transforms.Compose):
+    """A ``Compose`` that says what it is — training or evaluation, image size, style — so that the fast path
+    (``mh.tensordata``) can run the same pipeline on a uint8 cache."""
+
+    def __init__(self, steps: list, train: bool, image_size: int, style: str):
+        super().__init__(steps)
+        self.train, self.image_size, self.style = train, image_size, style
+
+
+def build_transform(train: bool, image_size: int = 224, style: str = "paper") -> ImagePipeline:
     """Image → normalised (3, image_size, image_size) tensor.
 
     ``style="paper"`` (§4.1): resize to 256/224·S, then random crop S + horizontal flip (train) or centre
@@ -56,15 +65,14 @@ def build_transform(train: bool, image_size: int = 224, style: str = "paper") ->
         raise ValueError(f"image_size must be at least 32 pixels (MambaHash downsamples by 32); got {image_size}")
     normalize = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     if style == "released_cifar":
-        return transforms.Compose([transforms.Resize((image_size, image_size)), *normalize])
+        return ImagePipeline([transforms.Resize((image_size, image_size)), *normalize], train, image_size, style)
     if style != "paper":
         raise ValueError(f"unknown transform style {style!r}; expected 'paper' or 'released_cifar'")
     resize = transforms.Resize(round(image_size * 256 / 224))
     if train:
-        return transforms.Compose(
-            [resize, transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip(), *normalize]
-        )
-    return transforms.Compose([resize, transforms.CenterCrop(image_size), *normalize])
+        steps = [resize, transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip(), *normalize]
+        return ImagePipeline(steps, train, image_size, style)
+    return ImagePipeline([resize, transforms.CenterCrop(image_size), *normalize], train, image_size, style)
 
 
 @dataclass

@@ -2,18 +2,21 @@
 
     codes, labels = encode(model, dataset, batch_size=256, device="cuda")
 
-On CUDA the network runs under bf16 autocast (the training loop's precision); codes are taken from the
-float32 view of its outputs. The device rule of every command: an explicit name, else CUDA when
+The profile's fast path (``mh.fastpath``) applies as in training: ``fast_path="fused"`` or ``"compiled"`` encodes
+from the set's uint8 image cache (``mh.tensordata``), with bf16 autocast where it pays on the device; codes are
+taken from the float32 view of the outputs. The device rule of every command: an explicit name, else CUDA when
 available, else the CPU.
 """
 
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from mh.binary import binarize
+from mh.fastpath import autocast, fast_plan
+from mh.tensordata import ImageCache, cached_eval_batches
 
 
 def resolve_device(name: str | None = None) -> torch.device:
@@ -29,13 +32,6 @@ def resolve_device(name: str | None = None) -> torch.device:
     return device
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA (no GradScaler needed), full precision elsewhere."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
-
-
 @torch.no_grad()
 def encode(
     model: torch.nn.Module,
@@ -45,16 +41,23 @@ def encode(
     num_workers: int = 0,
     progress: bool = True,
     description: str = "encode",
+    fast_path: str = "off",
+    rows: range | None = None,
+    forward=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sign codes (n, K) in {−1, +1} and labels (n, C) of every ``(image, label, index)`` item of ``dataset``."""
+    """Sign codes (n, K) in {−1, +1} and labels (n, C) of every ``(image, label, index)`` item of ``dataset``
+    (of its items ``rows`` when given). ``forward`` runs ``model`` when given (it under torch.compile)."""
     device = torch.device(device)
+    plan = fast_plan(fast_path, device)
     was_training = model.training
     model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    batches = _batches(dataset, batch_size, device, num_workers, plan.tensor_data, rows)
     codes, labels = [], []
-    for images, batch_labels, _ in tqdm(loader, desc=description, disable=not progress, leave=False):
-        with autocast(device):
-            output = model(images.to(device, non_blocking=True))
+    for images, batch_labels in tqdm(batches, desc=description, disable=not progress, leave=False):
+        if plan.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, plan.bf16):
+            output = (forward or model)(images.to(device, non_blocking=True))
         if not bool(torch.isfinite(output).all()):
             raise ValueError(
                 f"{description}: the network gave non-finite outputs (NaN or ±inf) for items "
@@ -65,3 +68,13 @@ def encode(
         labels.append(batch_labels)
     model.train(was_training)
     return torch.cat(codes), torch.cat(labels)
+
+
+def _batches(dataset, batch_size: int, device: torch.device, num_workers: int, cached: bool, rows: range | None):
+    """(images, labels) batches in order: from the set's uint8 cache (fast path), else a DataLoader."""
+    if cached:
+        cache = ImageCache.build(dataset, num_workers)
+        return cached_eval_batches(cache, batch_size, device, rows)
+    shard = dataset if rows is None else Subset(dataset, rows)
+    loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    return ((images, labels) for images, labels, _ in loader)

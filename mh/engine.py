@@ -23,16 +23,18 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler, Subset
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from mh.codes import CodeSet
 from mh.data import HashingData
 from mh.distributed import SingleProcess
-from mh.encode import autocast, encode
+from mh.encode import encode
+from mh.fastpath import Compiled, FastPlan, autocast, fast_plan
 from mh.losses import HashingLoss
 from mh.metrics import mean_average_precision
 from mh.profiles import Profile
+from mh.tensordata import CachedBatches, ImageCache
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -49,6 +51,16 @@ class TrainingParts:
     criterion: HashingLoss
     optimizer: torch.optim.Optimizer
     collective: SingleProcess = field(default_factory=SingleProcess)
+    plan: FastPlan = field(default_factory=lambda: FastPlan("off"))
+    forward: object = None  # what runs the model: the model itself, or it under torch.compile (``compile_network``)
+
+    def run(self, images: torch.Tensor) -> torch.Tensor:
+        return (self.forward or self.model)(images)
+
+    def compile_network(self) -> None:
+        """Under a compiled plan, run the (possibly DDP-wrapped) model through ``torch.compile`` from now on."""
+        if self.plan.compile:
+            self.forward = Compiled(self.model, "network")
 
     def state_dict(self) -> dict:
         return {
@@ -120,10 +132,16 @@ def train_loader(
     generator: torch.Generator,
     sampler: Sampler,
     batch_size: int | None = None,
-) -> DataLoader:
+    progress: bool = False,
+):
     """The training loader, built once: items in ``sampler``'s order (call its ``set_epoch`` each epoch);
-    ``generator``, reseeded each epoch, feeds the loader's own draws (worker seeds), so they never touch the
-    global random state. ``batch_size`` (one rank's share of the global batch) defaults to the profile's."""
+    ``generator``, reseeded each epoch, feeds the loader's own draws (worker seeds, or the fast path's crops and
+    flips), so they never touch the global random state. ``batch_size`` (one rank's share of the global batch)
+    defaults to the profile's. Under a fast path (``mh.fastpath``) the images are decoded once into a uint8
+    cache and augmented in batches on ``device`` (``mh.tensordata.CachedBatches``)."""
+    if fast_plan(profile.fast_path, device).tensor_data:
+        cache = ImageCache.build(dataset, profile.num_workers, progress)
+        return CachedBatches(cache, sampler, batch_size or profile.batch_size, device, generator)
     return DataLoader(
         dataset,
         batch_size=batch_size or profile.batch_size,
@@ -138,8 +156,10 @@ def training_step(parts: TrainingParts, images, labels, indices, device, accumul
     """One optimisation step (Eq. 18): forward, memory-bank update, loss, backward, optimizer.
 
     Returns the loss terms as detached device tensors (no host synchronisation)."""
-    with autocast(device):
-        codes = parts.model(images)
+    if parts.plan.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with autocast(device, parts.plan.bf16):
+        codes = parts.run(images)
     if parts.criterion.memory_bank:
         parts.criterion.update_bank(*parts.collective.gather(codes.detach(), labels, indices))
     loss = parts.criterion(codes, labels)
@@ -209,8 +229,10 @@ def evaluate_model(
     progress: bool = True,
     metadata: dict | None = None,
     collective=None,
+    forward=None,
 ) -> tuple[dict, dict[str, CodeSet]]:
     """Encode query and database sets, mAP@topK of the protocol; returns (scalars, {"query", "database"} code sets).
+    ``forward`` runs the model when given (``TrainingParts.forward``: it under torch.compile).
 
     With a many-process ``collective`` each rank encodes every N-th item and all get the codes in dataset order."""
     collective = collective or SingleProcess()
@@ -218,9 +240,17 @@ def evaluate_model(
     sets = {}
     for name in ("query", "database"):
         dataset = getattr(data, name)
-        shard = Subset(dataset, range(collective.rank, len(dataset), collective.world_size))
         encoded = encode(
-            unwrap(model), shard, profile.encode_batch_size, device, profile.num_workers, progress, f"encode {name}"
+            unwrap(model),
+            dataset,
+            profile.encode_batch_size,
+            device,
+            profile.num_workers,
+            progress,
+            f"encode {name}",
+            fast_path=profile.fast_path,
+            rows=range(collective.rank, len(dataset), collective.world_size),
+            forward=forward,
         )
         codes, labels = (collective.gather_in_order(rows.to(device), len(dataset)).cpu() for rows in encoded)
         metadata_of_set = {**(metadata or {}), "set": name}

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from mh.fastpath import FAST_PATHS
+
 
 def knob(
     default=dataclasses.MISSING, *, help: str, parse=str, flag=None, choices=None, minimum=None, affects_result=True
@@ -61,6 +63,12 @@ class Profile:
     encode_batch_size: int = knob(256, help="batch size when encoding", parse=int, minimum=1, affects_result=False)
     model_size: str = knob(
         "paper", help="reduced: fewer blocks, same widths (default: the profile's)", choices=("paper", "reduced")
+    )
+    fast_path: str = knob(
+        "off",
+        help="off: the reference (PIL loader, stock optimizer, fp32); fused: uint8 image cache, batched "
+        "augmentation, fused optimizer update; compiled: also torch.compile the network (mh.fastpath)",
+        choices=FAST_PATHS,
     )
     comparison: str | None = label_field(
         None, "the profile of the comparison networks (Tables 2–3, the family); None: this one"

@@ -28,6 +28,7 @@ from torch import nn
 from mh.baselines import HybridHash, ResNet50Hash, ViTL32Hash
 from mh.engine import TrainingParts
 from mh.family import MpVH
+from mh.fastpath import FlatOptimizer, fast_plan
 from mh.losses import DPSHLoss, HashingLoss, PairwiseRegressionLoss
 from mh.model import MambaHash, check_bits, load_groupmamba_weights
 from mh.profiles import Profile
@@ -164,16 +165,22 @@ def build_training(
     loss: str | None = None,
     pretrained=None,
 ) -> TrainingParts:
-    """Model, loss and optimizer for ``model_name`` (``training_recipe``), the model and loss on ``device``."""
+    """Model, loss and optimizer for ``model_name`` (``training_recipe``), the model and loss on ``device``, in
+    the form the profile's fast path (``mh.fastpath.fast_plan``) asks for on that device."""
     loss_name, optimizer_name = training_recipe(model_name, profile, loss)
+    plan = fast_plan(profile.fast_path, device)
     model = build_hashing_model(
         model_name, bits, pretrained=pretrained, image_size=profile.image_size, size=profile.model_size
     ).to(device)
+    if plan.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     criterion = LOSSES[loss_name](
         num_train=num_train, bits=bits, num_classes=num_classes, quantization_weight=quantization_weight
     )
     optimizer = OPTIMIZERS[optimizer_name](model, profile.learning_rate, profile.weight_decay)
-    return TrainingParts(model, criterion.to(device), optimizer)
+    if plan.flat_optimizer:
+        optimizer = FlatOptimizer(optimizer, compile_update=True)
+    return TrainingParts(model, criterion.to(device), optimizer, plan=plan)
 
 
 def available_models() -> list[str]:

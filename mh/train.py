@@ -10,7 +10,8 @@ from the released ``newtrain.py``, each a choice:
 
 * gradients are zeroed every step; the released code calls ``zero_grad`` once before the epoch loop, so
   gradients accumulate across the whole run (``accumulate_gradients=True`` reproduces that, for study);
-* bf16 autocast on CUDA (no GradScaler needed) instead of fp16 + GradScaler; fp32 on the CPU;
+* bf16 autocast (no GradScaler needed) instead of fp16 + GradScaler, under the fast path (``mh.fastpath``)
+  where it pays (CUDA); fp32 otherwise;
 * the numbers reported are the last epoch's; the best mAP over epochs, measured on the query set (the
   released code's model selection on test queries), is kept only under the name ``best_on_query``.
 
@@ -134,6 +135,7 @@ def start_training(
         config.pretrained,
     )
     parts.model, parts.collective = distribute_model(parts.model, collective, device), collective
+    parts.compile_network()
     training = Training(config, profile, device, data, parts, run_dir, progress)
     if resume and run_dir.checkpoint_path.exists():
         state = load_checkpoint(run_dir.checkpoint_path, map_location=device)
@@ -188,7 +190,13 @@ def train_epochs(training: Training, sampler=None) -> TrainingOutcome:
         )
     generator = torch.Generator()
     loader = train_loader(
-        training.data.train, profile, training.device, generator, sampler, profile.batch_size // ranks.world_size
+        training.data.train,
+        profile,
+        training.device,
+        generator,
+        sampler,
+        profile.batch_size // ranks.world_size,
+        training.progress,
     )
     if training.history:
         evaluate_if_due(training)  # a resume after an evaluation that failed
@@ -253,6 +261,8 @@ def evaluate_if_due(training: Training) -> None:
         training.progress,
         metadata,
         training.parts.collective,
+        # a DDP model's forward synchronises the ranks, whose shards may differ in size: encode unwrapped
+        forward=training.parts.forward if training.parts.collective.world_size == 1 else None,
     )
     row.update(scalars)
     if last_epoch:
