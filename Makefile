@@ -10,7 +10,7 @@ LOCK_VENV := .venv-lock
 
 PROFILE ?= auto
 
-.PHONY: setup lock test lint reproduce lab site site-check bench clean-venv
+.PHONY: setup lock test lint reproduce rehearse lab site site-check bench clean-venv
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ lint: setup
 reproduce: setup
 	$(BIN)/python -m mh.repro.reproduce --profile $(PROFILE) $(if $(DOWNLOAD),--download)
 
+# The gpu profile's code paths on the CPU (full-size networks, 224 px, 4 bit lengths, workers, fast path) on tens
+# of images, into results/cache/rehearsal/: touches no committed output (mh.repro.rehearse)
+rehearse: setup
+	$(BIN)/python -m mh.repro.rehearse
+
 # JupyterLab on this environment's kernel ("mambahash-companion"), opened on notebooks/ (LAB_ARGS=--no-browser …)
 lab: setup
 	$(BIN)/python -m mh.repro.lab $(LAB_ARGS)
@@ -57,6 +62,7 @@ site-check: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_scan.py
 	$(BIN)/python benchmarks/bench_map.py
+	$(BIN)/python benchmarks/bench_train.py --json results/bench/train-$$(uname -n).json
 
 clean-venv:
 	rm -rf $(VENV)

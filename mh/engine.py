@@ -30,7 +30,7 @@ from mh.codes import CodeSet
 from mh.data import HashingData
 from mh.distributed import SingleProcess
 from mh.encode import encode
-from mh.fastpath import Compiled, FastPlan, autocast, fast_plan
+from mh.fastpath import Compiled, FastPlan, autocast, fast_plan, set_learning_rates
 from mh.losses import HashingLoss
 from mh.metrics import mean_average_precision
 from mh.profiles import Profile
@@ -53,6 +53,10 @@ class TrainingParts:
     collective: SingleProcess = field(default_factory=SingleProcess)
     plan: FastPlan = field(default_factory=lambda: FastPlan("off"))
     forward: object = None  # what runs the model: the model itself, or it under torch.compile (``compile_network``)
+    base_rates: list[float] = field(default_factory=list)  # each parameter group's rate after warm-up
+
+    def __post_init__(self):
+        self.base_rates = self.base_rates or [float(group["lr"]) for group in self.optimizer.param_groups]
 
     def run(self, images: torch.Tensor) -> torch.Tensor:
         return (self.forward or self.model)(images)
@@ -152,8 +156,17 @@ def train_loader(
     )
 
 
-def training_step(parts: TrainingParts, images, labels, indices, device, accumulate_gradients: bool) -> dict:
-    """One optimisation step (Eq. 18): forward, memory-bank update, loss, backward, optimizer.
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """The rate's multiplier at optimisation step ``step`` (from 0): linear from 1/warmup_steps to 1 over the
+    first ``warmup_steps`` steps, then 1."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
+
+
+def training_step(
+    parts: TrainingParts, images, labels, indices, device, accumulate_gradients: bool, clip_grad_norm: float = 0.0
+) -> dict:
+    """One optimisation step (Eq. 18): forward, memory-bank update, loss, backward, optimizer; gradients
+    clipped to norm ``clip_grad_norm`` first when it is positive.
 
     Returns the loss terms as detached device tensors (no host synchronisation)."""
     if parts.plan.channels_last:
@@ -164,6 +177,8 @@ def training_step(parts: TrainingParts, images, labels, indices, device, accumul
         parts.criterion.update_bank(*parts.collective.gather(codes.detach(), labels, indices))
     loss = parts.criterion(codes, labels)
     loss.backward()
+    if clip_grad_norm > 0:
+        nn.utils.clip_grad_norm_(parts.model.parameters(), clip_grad_norm)
     parts.optimizer.step()
     if not accumulate_gradients:
         parts.optimizer.zero_grad(set_to_none=True)
@@ -210,13 +225,20 @@ def train_one_epoch(
     accumulate_gradients: bool = False,
     log_every: int = 25,
     progress: bool = True,
+    warmup_steps: int = 0,
+    clip_grad_norm: float = 0.0,
 ) -> list[dict]:
-    """Train one epoch over ``loader``; returns one row per step (epoch, step, loss and its terms)."""
+    """Train one epoch over ``loader``; returns one row per step (epoch, step, loss and its terms). The rate
+    warms up linearly over the run's first ``warmup_steps`` steps (``warmup_factor``; counted from epoch 0,
+    so a resumed run continues the same schedule)."""
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
     log = StepLog(epoch + 1, log_every, bar, parts.collective)
     for step, (images, labels, indices) in enumerate(bar):
+        if warmup_steps > 0:
+            factor = warmup_factor(epoch * len(loader) + step, warmup_steps)
+            set_learning_rates(parts.optimizer, [rate * factor for rate in parts.base_rates])
         batch = images.to(device, non_blocking=True), labels.to(device), indices.to(device)
-        log.add(step, training_step(parts, *batch, device, accumulate_gradients))
+        log.add(step, training_step(parts, *batch, device, accumulate_gradients, clip_grad_norm))
     log.flush()
     return log.rows
 

@@ -22,6 +22,7 @@ of bits (``tests/test_fastpath.py``).
 
 from __future__ import annotations
 
+import os
 import traceback
 from dataclasses import dataclass
 
@@ -29,6 +30,9 @@ import torch
 from torch import nn
 
 FAST_PATHS = ("off", "fused", "compiled")
+# torch.compile's backend: inductor generates kernels; ``make rehearse`` sets "eager" (TorchDynamo traces every
+# network, so graph breaks and untraceable code show up, without the minutes of code generation on a CPU)
+COMPILE_BACKEND_VARIABLE = "MH_COMPILE_BACKEND"
 
 # Where a part was measured faster (benchmarks/bench_train.py). CPU (2-core AMD EPYC, smoke network, 32 px):
 # bf16 autocast 0.96× (the issue's Xeon measurement; AMX-less CPUs are slower still), so fp32; channels-last
@@ -108,7 +112,10 @@ class FlatOptimizer:
         flat_groups, self._gradients = [], []
         for group in optimizer.param_groups:
             flat, gradient = _flatten([p for p in group["params"] if p.requires_grad])
-            flat_groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": [flat]})
+            options = {k: v for k, v in group.items() if k != "params"}
+            if compile_update:  # a tensor rate changes in place: a warm-up does not recompile the update
+                options["lr"] = torch.tensor(float(options["lr"]))
+            flat_groups.append({**options, "params": [flat]})
             self._gradients.append(gradient)
         self.inner = type(optimizer)(flat_groups, **optimizer.defaults)
         self._step = Compiled(self.inner.step, "optimizer update") if compile_update else self.inner.step
@@ -129,6 +136,15 @@ class FlatOptimizer:
 
     def load_state_dict(self, state: dict) -> None:
         self.inner.load_state_dict(state)
+
+
+def set_learning_rates(optimizer, rates: list[float]) -> None:
+    """Each parameter group's rate, in place when it is a tensor (a compiled update then keeps its graph)."""
+    for group, rate in zip(optimizer.param_groups, rates, strict=True):
+        if isinstance(group["lr"], torch.Tensor):
+            group["lr"].fill_(rate)
+        else:
+            group["lr"] = rate
 
 
 def _flatten(parameters: list[nn.Parameter]) -> tuple[nn.Parameter, torch.Tensor]:
@@ -152,7 +168,9 @@ class Compiled:
 
     def __init__(self, function, label: str):
         self.function, self.label = function, label
-        self.compiled = torch.compile(function, dynamic=False)
+        _allow_recompiles()
+        backend = os.environ.get(COMPILE_BACKEND_VARIABLE, "inductor")
+        self.compiled = torch.compile(function, dynamic=False, backend=backend)
         self.fallback_reason: str | None = None
 
     def __call__(self, *inputs):
@@ -164,3 +182,14 @@ class Compiled:
                 self.fallback_reason = last_line[:300]
                 print(f"[fast path] {self.label}: torch.compile failed ({self.fallback_reason}); eager from here on")
         return self.function(*inputs)
+
+
+def _allow_recompiles(limit: int = 256) -> None:
+    """Raise TorchDynamo's per-function graph limit (8 by default): every optimizer instance and every batch
+    shape compiles a graph of the same code, and a notebook trains dozens of networks in one process; past the
+    limit the function would silently run eager, and a resumed run could differ from an uninterrupted one."""
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, name, max(getattr(config, name), limit))
+    if hasattr(config, "accumulated_recompile_limit"):
+        config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 4 * limit)

@@ -159,6 +159,32 @@ def mean_average_precision(
 ) -> float:
     """mAP@topK under the module's convention. Returns a float in [0, 1]. ``device`` runs it on a GPU;
     ``code_form`` says what the codes are (``mh.binary.as_sign_codes``: auto, sign, binary01, real)."""
+    aps = query_average_precisions(
+        query_codes, db_codes, query_labels, db_labels, topk, deephash_compat, query_chunk, device, code_form
+    )
+    return float(aps.mean())
+
+
+def showcase_queries(aps: np.ndarray, quantiles=(1.0, 0.5, 0.0)) -> list[int]:
+    """The stated rule that picks the queries a figure shows: for each quantile of the per-query AP (1: the best,
+    0.5: the median, 0: the worst), the query whose AP is that order statistic (ties: the lower position).
+    (n_q,) → one query position per quantile, never chosen by hand."""
+    order = np.lexsort((np.arange(len(aps)), aps))  # ascending AP, ties by position
+    return [int(order[round(q * (len(aps) - 1))]) for q in quantiles]
+
+
+def query_average_precisions(
+    query_codes,
+    db_codes,
+    query_labels,
+    db_labels,
+    topk: int | None = None,
+    deephash_compat: bool = False,
+    query_chunk: int = DEFAULT_QUERY_CHUNK,
+    device="cpu",
+    code_form: str = "auto",
+) -> np.ndarray:
+    """AP@topK of every query, (n_q,) float64: what ``mean_average_precision`` averages."""
     if topk is not None:
         positive_int(topk, "topk", "or None for the whole database")
     positive_int(query_chunk, "query_chunk")
@@ -174,7 +200,7 @@ def mean_average_precision(
         query_chunk,
         parallel=not ranking.on_gpu,
     )
-    return float(np.concatenate(aps).mean())
+    return np.concatenate(aps)
 
 
 def _counts_by_distance(ranking: _Ranking, n_queries: int, query_chunk: int):

@@ -64,6 +64,12 @@ class Profile:
     model_size: str = knob(
         "paper", help="reduced: fewer blocks, same widths (default: the profile's)", choices=("paper", "reduced")
     )
+    warmup_steps: int = knob(
+        0, help="linear warm-up of the rate over the first N optimisation steps (0: none)", parse=int, minimum=0
+    )
+    clip_grad_norm: float = knob(
+        0.0, help="clip the gradients' global norm to this value (0: no clipping)", parse=float, minimum=0.0
+    )
     fast_path: str = knob(
         "off",
         help="off: the reference (PIL loader, stock optimizer, fp32); fused: uint8 image cache, batched "
@@ -128,12 +134,32 @@ SMOKE = Profile(
     batch_size=16,
     transform_style="paper",
     epochs=5,
+    # the fast path without the network's compilation: the runs are too short to repay it (mh.fastpath)
+    fast_path="fused",
     comparison="smoke_compare",
     note="CPU minutes: native 32 px, the protocol's 5,000 training images, class-balanced query and database "
     "subsets, reduced networks (fewer blocks, narrower), no pretrained weights; RMSprop rate, batch size and "
     "image pipeline chosen on a validation split of the training images (python -m mh.repro.tuning): rate "
     "2e-4, not the paper's fine-tuning rate 2e-5, batch 16, the paper's crop-and-flip pipeline, and 5 epochs "
     "(the best of 6 on validation); its numbers show that the pipeline learns, not the paper's accuracy",
+)
+
+GPU = Profile(
+    "gpu",
+    image_size=224,
+    epochs=3,
+    num_workers=8,
+    fast_path="compiled",
+    # from random weights (no pretrained weights here): the from-scratch recipe chosen on a validation split by
+    # results/tuning/scratch_study-mambahash-48bits.json; the smoke rate 2e-4 collapses the full-size network
+    optimizer="rmsprop",
+    learning_rate=5e-5,
+    batch_size=32,
+    warmup_steps=0,
+    clip_grad_norm=0.0,
+    note="full CIFAR-10 protocol (5,000 / 1,000 / 54,000) at 224 px, full-size networks from random weights "
+    "with the from-scratch recipe chosen at 32 px on a validation split (RMSprop 5e-5, batch 32; the smoke "
+    "rate 2e-4 collapses them); the paper profile keeps 2e-5 for pretrained GroupMamba weights",
 )
 
 PROFILES = {
@@ -149,21 +175,38 @@ PROFILES = {
         "training images for 2 epochs, so that seven networks fit the smoke budget; compare its rows with "
         "each other, not with smoke's Table 1",
     ),
-    "gpu": Profile(
-        "gpu",
-        image_size=224,
-        epochs=3,
-        num_workers=8,
-        note="full CIFAR-10 protocol (5,000 / 1,000 / 54,000) at 224 px, sized for ~20 min "
-        "for all four bit lengths on one H100",
+    "gpu": GPU,
+    # make rehearse (mh.repro.rehearse): the gpu profile's code paths on the CPU, on tens of images
+    "rehearse": dataclasses.replace(
+        GPU,
+        name="rehearse",
+        epochs=1,
+        subset={"train": 32, "query": 16, "database": 32},
+        note="a rehearsal of the gpu profile on a CPU (make rehearse): its full-size networks at 224 px, four bit "
+        "lengths, loader workers and fast path, on 32 training images for one epoch; numbers mean nothing",
     ),
     "paper": Profile(
         "paper",
         image_size=224,
         epochs=8,
         num_workers=8,
+        fast_path="compiled",
         note="§4.1 and the released newtrain.py: RMSprop 2e-5, wd 1e-7, batch 32, 8 epochs, "
         "224 px, ImageNet-pretrained GroupMamba-S weights (not obtainable here)",
+    ),
+    # where the gpu profile's from-scratch recipe is chosen (python -m mh.repro.tuning --profile scratch_study):
+    # the full-size networks at CIFAR's 32 px on a CPU, on 2,000 of the training images, a few epochs
+    "scratch_study": Profile(
+        "scratch_study",
+        image_size=32,
+        epochs=3,
+        batch_size=32,
+        learning_rate=2e-4,
+        optimizer="rmsprop",
+        subset={"train": 2000, "query": 100, "database": 100},
+        fast_path="fused",
+        note="the study that chose the gpu profile's from-scratch recipe (rate, warm-up, clipping) for the "
+        "full-size networks: 32 px, 2,000 training images split into training and validation parts, 3 epochs",
     ),
     "mpvh_paper": Profile(
         "mpvh_paper",

@@ -21,7 +21,8 @@ Backends:
     "reference"  a sequential loop over l: the readable, teaching version.
     "chunked"    pure PyTorch, vectorised over the sequence (``mh.scan_chunked``); use it to train on CPU.
     "cuda"       mamba-ssm's fused kernel (imported only when used; ``import mh`` never imports it).
-    "auto"       "cuda" for CUDA tensors when mamba-ssm imports, else "chunked".
+    "auto"       "cuda" for CUDA tensors when mamba-ssm imports, else "chunked"; ``$MH_SCAN_BACKEND``
+                 (reference, chunked or cuda) overrides it, for measuring one backend against another.
 
 Like mamba-ssm, the scan runs in float32 whatever the input dtype (float64 inputs stay float64 here so
 that tests can compare in double precision; mamba-ssm's own reference would downcast them).
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +40,7 @@ import torch.nn.functional as F
 from mh.scan_chunked import linear_recurrence
 
 BACKENDS = ("auto", "reference", "chunked", "cuda")
+BACKEND_VARIABLE = "MH_SCAN_BACKEND"  # what "auto" means, when set
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,6 +62,10 @@ def resolve_backend(backend: str, u: torch.Tensor) -> str:
     """The concrete backend ("reference", "chunked" or "cuda") that ``backend`` means for tensor ``u``."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown scan backend {backend!r}; expected one of {BACKENDS}")
+    if backend == "auto" and os.environ.get(BACKEND_VARIABLE):
+        backend = os.environ[BACKEND_VARIABLE]
+        if backend not in BACKENDS[1:]:
+            raise ValueError(f"${BACKEND_VARIABLE} must be one of {BACKENDS[1:]}; got {backend!r}")
     if backend == "auto":
         return "cuda" if u.is_cuda and _mamba_ssm_selective_scan() is not None else "chunked"
     if backend == "cuda":

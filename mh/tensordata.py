@@ -7,11 +7,14 @@ operation, into a uint8 cache (N, 3, R, R) kept in host memory; what is random (
 flip) and the normalisation run per batch on the device:
 
     cache = ImageCache.build(subset)     # decode once (PIL, as the reference), per the set's ImagePipeline
-    images = augment_batch(cache.images[rows].to(device), S, generator, "paper")   # (B, 3, S, S) float
+    draws = crop_draws(len(cache), R, S, generator)                      # each item's crop and flip this epoch
+    images = augment_batch(cache.images[rows].to(device), S, "paper", draws, rows)   # (B, 3, S, S) float
 
 Crops are integer windows of the cached image, so for square images (CIFAR-10) a crop at the same offset
-equals the reference pipeline's output bit for bit (``tests/test_fastpath.py``); only the random draws differ
-(one generator per batch instead of torchvision's per image). Non-square images are cached as the centre
+equals the reference pipeline's output bit for bit (``tests/test_fastpath.py``); only the random draws differ:
+each epoch draws every item's crop and flip at once, from the training loop's generator (reseeded from
+(seed, epoch)), and a batch takes its items' rows — so the draws do not depend on how items fall into batches or
+onto ``torchrun``'s ranks, and N processes see what one process sees. Non-square images are cached as the centre
 square of the resized image, so their random crops never reach the outer strips of the long side: a
 documented approximation of the reference ``RandomCrop`` on the fast path only.
 
@@ -67,6 +70,7 @@ class ImageCache:
     labels: torch.Tensor  # (N, C) 0/1 float, as the set's items
     image_size: int
     style: str
+    train: bool  # the set's pipeline augments (random crop and flip): a training pipeline
 
     def __len__(self) -> int:
         return len(self.images)
@@ -89,7 +93,7 @@ class ImageCache:
             loader = DataLoader(_Decoded(subset, side, style), batch_size=256, num_workers=num_workers)
             chunks = list(tqdm(loader, desc=f"decode {len(subset)} images once", disable=not progress, leave=False))
             images = torch.cat(chunks) if chunks else torch.empty(0, 3, side, side, dtype=torch.uint8)
-            per_set[key] = cls(images, subset.labels, image_size, style)
+            per_set[key] = cls(images, subset.labels, image_size, style, pipeline.train)
         return per_set[key]
 
 
@@ -115,20 +119,28 @@ def centre_offset(side: int, size: int) -> int:
     return int(round((side - size) / 2.0))
 
 
-def augment_batch(images: torch.Tensor, image_size: int, generator: torch.Generator | None, style: str) -> torch.Tensor:
-    """Cached uint8 images (B, 3, R, R) on the device → normalised (B, 3, S, S). ``generator`` (a CPU generator,
-    reseeded by the training loop every epoch) draws the crop and flip of the ``paper`` style's training
-    pipeline; None gives the evaluation pipeline (centre crop)."""
-    side = images.shape[-1]
-    if style == "released_cifar" or side == image_size:
-        return normalize(images)
-    count = len(images)
-    if generator is None:
-        offset = torch.full((count,), centre_offset(side, image_size))
-        return normalize(crop_windows(images, image_size, offset, offset))
+def crop_draws(count: int, side: int, image_size: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Every item's random crop (top, left) and horizontal flip for one epoch: three (count,) tensors drawn from
+    ``generator`` (a CPU generator, reseeded by the training loop every epoch)."""
     tops = torch.randint(0, side - image_size + 1, (count,), generator=generator)
     lefts = torch.randint(0, side - image_size + 1, (count,), generator=generator)
     flips = torch.rand(count, generator=generator) < 0.5
+    return tops, lefts, flips
+
+
+def augment_batch(
+    images: torch.Tensor, image_size: int, style: str, draws: tuple | None = None, rows: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cached uint8 images (B, 3, R, R) on the device → normalised (B, 3, S, S). ``draws`` (``crop_draws``, indexed
+    by ``rows``, the batch's item positions) give the ``paper`` style's training crop and flip; None gives the
+    evaluation pipeline (centre crop)."""
+    side = images.shape[-1]
+    if style == "released_cifar" or side == image_size:
+        return normalize(images)
+    if draws is None:
+        offset = torch.full((len(images),), centre_offset(side, image_size))
+        return normalize(crop_windows(images, image_size, offset, offset))
+    tops, lefts, flips = (draw[rows] for draw in draws)
     cropped = crop_windows(images, image_size, tops, lefts)
     flips = flips.to(images.device).view(-1, 1, 1, 1)
     return normalize(torch.where(flips, cropped.flip(-1), cropped))
@@ -146,11 +158,13 @@ class CachedBatches:
         return -(-len(self.sampler) // self.batch_size)
 
     def __iter__(self):
+        cache = self.cache
+        side = cache.images.shape[-1]
+        draws = crop_draws(len(cache), side, cache.image_size, self.generator) if cache.train else None
         order = torch.as_tensor(list(self.sampler), dtype=torch.long)
         for batch in order.split(self.batch_size):
-            images = self.cache.images[batch].to(self.device, non_blocking=True)
-            style, size = self.cache.style, self.cache.image_size
-            yield augment_batch(images, size, self.generator, style), self.cache.labels[batch], batch
+            images = cache.images[batch].to(self.device, non_blocking=True)
+            yield augment_batch(images, cache.image_size, cache.style, draws, batch), cache.labels[batch], batch
 
 
 def cached_eval_batches(cache: ImageCache, batch_size: int, device: torch.device, rows: range | None = None):
@@ -158,4 +172,4 @@ def cached_eval_batches(cache: ImageCache, batch_size: int, device: torch.device
     positions = torch.arange(len(cache)) if rows is None else torch.as_tensor(list(rows), dtype=torch.long)
     for batch in positions.split(batch_size):
         images = cache.images[batch].to(device, non_blocking=True)
-        yield augment_batch(images, cache.image_size, None, cache.style), cache.labels[batch]
+        yield augment_batch(images, cache.image_size, cache.style), cache.labels[batch]

@@ -216,6 +216,8 @@ def train_epochs(training: Training, sampler=None) -> TrainingOutcome:
             config.accumulate_gradients,
             config.log_every,
             training.progress,
+            profile.warmup_steps,
+            profile.clip_grad_norm,
         )
         finish_epoch(training, epoch, step_rows, elapsed_seconds(started, training.device))
     return finish_training(training)

@@ -27,11 +27,13 @@ DATA_DIR = None
 OUT_DIR = ".."
 BITS = 64
 COUNT_BITS = [16, 32, 64]
-SMOKE_MOSAICS = {"train": 1000, "query": 100, "database": 500}
-FULL_MOSAICS = {"train": 5000, "query": 1000, "database": 5000}
+MOSAICS = {"smoke": {"train": 1000, "query": 100, "database": 500},
+           "gpu": {"train": 5000, "query": 1000, "database": 5000},
+           "paper": {"train": 5000, "query": 1000, "database": 5000},
+           "rehearse": {"train": 32, "query": 16, "database": 32}}
 SMOKE_CLIP = {"image_size": 64, "patch_size": 16, "embed_dim": 256, "vision_width": 128, "vision_layers": 2,
               "text_width": 128, "text_heads": 4, "text_layers": 2, "hash_hidden": 1024}
-EPOCHS = {"smoke": 6, "gpu": 20, "paper": 50}
+EPOCHS = {"smoke": 6, "gpu": 20, "paper": 50, "rehearse": 1}
 BATCH_SIZE = 32
 CAPTION_QUERY = "a cat, a ship and two dogs"
 
@@ -179,7 +181,7 @@ pd.DataFrame(rows)
 
 # %%
 pool = load_cifar10_pool(ws.data_dir)
-sizes = SMOKE_MOSAICS if profile.name == "smoke" else FULL_MOSAICS
+sizes = MOSAICS[profile.name]
 mosaics = synthetic_mosaics(pool, sizes, seed=SEED)
 shape = SMOKE_CLIP if profile.name == "smoke" else {}
 image_size = shape.get("image_size", 224)

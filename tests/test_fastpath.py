@@ -45,7 +45,7 @@ def test_cached_evaluation_pipeline_equals_pil_bit_for_bit(image_size, style):
     subset = square_set(image_size=image_size, style=style)
     cache = ImageCache.build(subset)
     expected = torch.stack([subset[i][0] for i in range(len(subset))])
-    assert torch.equal(augment_batch(cache.images, image_size, None, style), expected)
+    assert torch.equal(augment_batch(cache.images, image_size, style), expected)
 
 
 def test_cached_training_crop_and_flip_equal_pil_at_the_same_offsets():
@@ -86,6 +86,27 @@ def test_cached_batches_follow_the_sampler_and_the_generator():
     assert torch.equal(torch.cat([b[2] for b in first]), torch.as_tensor(list(sampler)))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(first, again, strict=True))
     assert torch.equal(first[0][1], subset.labels[first[0][2]])
+
+
+def test_an_items_crop_does_not_depend_on_its_batch():
+    """Each epoch draws every item's crop and flip at once: batches of 2 or of 5 (or torchrun's ranks, each with
+    a slice of every batch) give every item the same pixels."""
+    cache = ImageCache.build(square_set(count=10, train=True))
+    sampler = GlobalBatchSampler(10, 10, 0, 1, seed=7)
+
+    def images_by_item(batch_size):
+        loader = CachedBatches(cache, sampler, batch_size, torch.device("cpu"), torch.Generator().manual_seed(1))
+        return {int(i): image for images, _, items in loader for image, i in zip(images, items, strict=True)}
+
+    small, large = images_by_item(2), images_by_item(5)
+    assert all(torch.equal(small[item], large[item]) for item in range(10))
+
+
+def test_an_evaluation_pipeline_is_not_augmented_in_training():
+    subset = square_set(count=4, train=False)
+    loader = CachedBatches(ImageCache.build(subset), range(4), 4, torch.device("cpu"), torch.Generator())
+    images, _, _ = next(iter(loader))
+    assert torch.equal(images, torch.stack([subset[i][0] for i in range(4)]))
 
 
 def test_a_set_without_an_image_pipeline_is_refused_with_the_fix():
@@ -208,3 +229,16 @@ def test_a_fused_run_writes_the_same_kind_of_record_as_a_reference_run(tmp_path)
     fused = fit(tiny_config(tmp_path / "b", fast_path="fused"), progress=False, data=data)
     assert set(reference.metrics) == set(fused.metrics)
     assert 0.0 <= fused.metrics["map"] <= 1.0
+
+
+def test_many_optimizers_in_one_process_all_keep_their_fused_update():
+    """Past TorchDynamo's default limit of 8 graphs per function, a new optimizer's update would silently run eager
+    (and a resumed run could differ from an uninterrupted one): ``Compiled`` raises the limit."""
+    for _ in range(10):
+        model = torch.nn.Linear(3, 2)
+        optimizer = FlatOptimizer(torch.optim.RMSprop(model.parameters(), lr=1e-3), compile_update=True)
+        model(torch.ones(1, 3)).sum().backward()
+        optimizer.step()
+        assert optimizer._step.fallback_reason is None
+    config = torch._dynamo.config
+    assert getattr(config, "recompile_limit", getattr(config, "cache_size_limit", 0)) >= 10

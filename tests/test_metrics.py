@@ -115,3 +115,21 @@ def test_packing_round_trip_and_popcount_distances(tmp_path):
     assert list(distances) == sorted(distances)
     full = hamming_distances(packed[7], np.ascontiguousarray(packed.T))[0]
     assert list(indices) == list(np.argsort(full, kind="stable")[:5])
+
+
+def test_showcase_queries_follow_the_stated_rule():
+    from mh.metrics import showcase_queries
+
+    aps = np.array([0.5, 0.1, 0.9, 0.5, 0.3])
+    assert showcase_queries(aps) == [2, 0, 1]  # best, median (tie at 0.5: the lower position), worst
+    assert showcase_queries(aps, quantiles=(0.25,)) == [4]
+
+
+def test_per_query_aps_average_to_the_map():
+    from mh.metrics import mean_average_precision, query_average_precisions
+
+    rng = np.random.default_rng(0)
+    q, d = rng.choice([-1, 1], (6, 16)), rng.choice([-1, 1], (30, 16))
+    ql, dl = np.eye(3)[rng.integers(0, 3, 6)], np.eye(3)[rng.integers(0, 3, 30)]
+    aps = query_average_precisions(q, d, ql, dl)
+    assert aps.shape == (6,) and np.isclose(aps.mean(), mean_average_precision(q, d, ql, dl))

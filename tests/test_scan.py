@@ -143,3 +143,15 @@ def test_adjoint_backward_passes_gradcheck():
     log_decay = (-torch.rand(2, 19, dtype=torch.float64)).requires_grad_()
     drive = torch.randn(2, 19, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, x: linear_recurrence(a, x, chunk=4), (log_decay, drive))
+
+
+def test_the_scan_backend_variable_chooses_what_auto_means(monkeypatch):
+    from mh.scan import BACKEND_VARIABLE, resolve_backend
+
+    u = torch.zeros(1, 2, 3)
+    monkeypatch.setenv(BACKEND_VARIABLE, "reference")
+    assert resolve_backend("auto", u) == "reference"
+    assert resolve_backend("chunked", u) == "chunked"  # an explicit choice wins
+    monkeypatch.setenv(BACKEND_VARIABLE, "fastest")
+    with pytest.raises(ValueError, match="MH_SCAN_BACKEND"):
+        resolve_backend("auto", u)

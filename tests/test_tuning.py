@@ -51,9 +51,9 @@ def test_the_best_last_epoch_wins():
             "validation_map": [0.1, 0.3, 0.4, 0.2, 0.1, 0.25],
         }
     )
-    assert chosen_setting(curves) == ("adam", 1e-4, 32, "paper")  # settings the curves do not vary are defaults
+    assert chosen_setting(curves) == ("adam", 1e-4, 32, "paper", 0, 0.0)  # settings the curves do not vary are defaults
     curves = curves.assign(batch_size=[16, 16, 32, 32, 16, 16], transform_style="released_cifar")
-    assert chosen_setting(curves) == ("adam", 1e-4, 16, "released_cifar")
+    assert chosen_setting(curves) == ("adam", 1e-4, 16, "released_cifar", 0, 0.0)
     assert parse_grid(["adam:1e-4,3e-4", "rmsprop:2e-5"]) == {"adam": (1e-4, 3e-4), "rmsprop": (2e-5,)}
     with pytest.raises(ValueError, match="adam:1e-4"):
         parse_grid(["adam:fast"])
@@ -69,7 +69,7 @@ def test_the_smoke_profile_uses_the_committed_sweeps_choice():
         record["chosen_transform_style"],
     )
     assert (smoke.optimizer, smoke.learning_rate, smoke.batch_size, smoke.transform_style) == chosen
-    assert chosen_setting(curves) == chosen
+    assert chosen_setting(curves)[:4] == chosen
     settings = record["profile_settings"]
     assert (settings["subset"]["train"], settings["model_size"]) == (smoke.subset["train"], smoke.model_size)
 
@@ -99,3 +99,16 @@ def test_smoke_comparisons_train_smaller_with_the_tuned_settings_and_other_profi
     }
     for name in ("gpu", "paper"):
         assert comparison_profile(PROFILES[name]) is PROFILES[name]
+
+
+def test_the_gpu_profile_uses_the_from_scratch_recipe_its_study_chose():
+    """The gpu profile trains the full-size networks from random weights: its rate, warm-up and clipping are the
+    choice of the committed study on a validation split at 32 px (``scratch_study``), never the query set."""
+    record, curves = tuning_record("scratch_study"), read_tuning("scratch_study")
+    gpu = PROFILES["gpu"]
+    choice = chosen_setting(curves)
+    assert (gpu.optimizer, gpu.learning_rate, gpu.batch_size) == (choice.optimizer, choice.lr, choice.batch_size)
+    assert (gpu.warmup_steps, gpu.clip_grad_norm) == (choice.warmup_steps, choice.clip_grad_norm)
+    assert record["chosen_warmup_steps"] == choice.warmup_steps
+    assert record["profile_settings"]["model_size"] == "paper"
+    assert PROFILES["paper"].learning_rate == 2e-5  # the paper's fine-tuning rate stays with pretrained weights

@@ -45,7 +45,7 @@ TUNING_DIR = PROJECT_ROOT / "results" / "tuning"
 DEFAULT_GRID = ("rmsprop:2e-5,5e-5,1e-4,2e-4", "adam:3e-4")  # the paper's RMSprop at 2e-5 first
 DEFAULT_BATCH_SIZES = (16, 32)  # the paper's 32 (§4.1) and half of it
 DEFAULT_TRANSFORM_STYLES = ("paper", "released_cifar")
-SETTING_COLUMNS = ["optimizer", "lr", "batch_size", "transform_style"]
+SETTING_COLUMNS = ["optimizer", "lr", "batch_size", "transform_style", "warmup_steps", "clip_grad_norm"]
 TUNED_PROFILE_FIELDS = ("optimizer", "learning_rate", "batch_size", "transform_style", "epochs")
 EPOCHS_STUDY = "epochs"
 
@@ -57,6 +57,8 @@ class Setting(NamedTuple):
     lr: float
     batch_size: int
     transform_style: str
+    warmup_steps: int = 0
+    clip_grad_norm: float = 0.0
 
 
 def validation_split(data: HashingData, size: int, database_size: int, seed: int = SPLIT_SEED) -> HashingData:
@@ -116,10 +118,11 @@ def sweep(
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
     transform_styles: tuple[str, ...] = DEFAULT_TRANSFORM_STYLES,
     epochs: int | None = None,
+    stabilisers: tuple[tuple[int, float], ...] = ((0, 0.0),),
 ) -> pd.DataFrame:
     """Validation mAP per epoch for every setting: (optimizer, rate) of ``grid`` ({optimizer: rates}) × batch
-    size × image pipeline, each trained ``epochs`` epochs (None: the profile's). Columns: optimizer, lr,
-    batch_size, transform_style, epoch, loss, validation_map."""
+    size × image pipeline × (warm-up steps, gradient-clipping norm) of ``stabilisers``, each trained ``epochs``
+    epochs (None: the profile's). Columns: the ``Setting`` fields, epoch, loss, validation_map."""
     profile = resolve_profile(profile_name)
     rows = []
     for style in transform_styles:
@@ -128,9 +131,14 @@ def sweep(
         )
         validation = validation_split(data, validation_size, database_size, seed)
         rates = [(name, rate) for name, rates in grid.items() for rate in rates]
-        for (optimizer, learning_rate), batch_size in itertools.product(rates, batch_sizes):
-            setting = Setting(optimizer, learning_rate, batch_size, style)
-            print(f"[tuning] {model} {bits} bits, {optimizer} lr {learning_rate:g}, batch {batch_size}, {style}")
+        for (optimizer, learning_rate), batch_size, (warmup, clip) in itertools.product(
+            rates, batch_sizes, stabilisers
+        ):
+            setting = Setting(optimizer, learning_rate, batch_size, style, warmup, clip)
+            print(
+                f"[tuning] {model} {bits} bits, {optimizer} lr {learning_rate:g}, batch {batch_size}, {style}, "
+                f"warm-up {warmup} steps, clip {clip:g}"
+            )
             result = _train_setting(profile.name, model, bits, setting, validation, seed, runs_dir, epochs)
             rows += [
                 {**setting._asdict(), "epoch": row["epoch"], "loss": row["loss"], "validation_map": row["map"]}
@@ -153,10 +161,14 @@ def _train_setting(
         eval_every=1,
         epochs=epochs,
         optimizer=setting.optimizer,
+        warmup_steps=setting.warmup_steps,
+        clip_grad_norm=setting.clip_grad_norm,
         runs_dir=str(runs_dir),
         device="cpu",
         run_name=f"{profile}-{model}-{bits}bits-{setting.optimizer}-lr{setting.lr:g}-bs{setting.batch_size}-"
-        f"{setting.transform_style}" + (f"-{epochs}epochs" if epochs else ""),
+        f"{setting.transform_style}"
+        + (f"-warmup{setting.warmup_steps}-clip{setting.clip_grad_norm:g}" if setting[4:] != (0, 0.0) else "")
+        + (f"-{epochs}epochs" if epochs else ""),
     )
     run_dir = config.run_path()
     if run_dir.exists():
@@ -177,6 +189,18 @@ def parse_grid(entries: list[str]) -> dict[str, tuple[float, ...]]:
     return grid
 
 
+def parse_stabilisers(entries: list[str]) -> tuple[tuple[int, float], ...]:
+    """``["0:0", "200:1"]`` → ((0, 0.0), (200, 1.0)): (warm-up steps, gradient-clipping norm) pairs."""
+    pairs = []
+    for entry in entries:
+        warmup, _, clip = entry.partition(":")
+        try:
+            pairs.append((int(warmup), float(clip or 0)))
+        except ValueError:
+            raise ValueError(f"--stabilisers entries are WARMUP_STEPS:CLIP_NORM, e.g. 200:1; got {entry!r}") from None
+    return tuple(pairs)
+
+
 def chosen_setting(curves: pd.DataFrame) -> Setting:
     """The setting with the highest last-epoch validation mAP (the earlier one in the sweep on a tie)."""
     columns = [c for c in SETTING_COLUMNS if c in curves]
@@ -187,6 +211,8 @@ def chosen_setting(curves: pd.DataFrame) -> Setting:
         float(best["lr"]),
         int(best.get("batch_size", 32)),
         str(best.get("transform_style", "paper")),
+        int(best.get("warmup_steps", 0)),
+        float(best.get("clip_grad_norm", 0.0)),
     )
 
 
@@ -231,6 +257,8 @@ def _record(args: argparse.Namespace, curves: pd.DataFrame, study: str | None) -
         "chosen_learning_rate": choice.lr,
         "chosen_batch_size": choice.batch_size,
         "chosen_transform_style": choice.transform_style,
+        "chosen_warmup_steps": choice.warmup_steps,
+        "chosen_clip_grad_norm": choice.clip_grad_norm,
         "criterion": "highest validation mAP after the last epoch",
         "epochs_per_setting": args.epochs or profile.epochs,
     }
@@ -255,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=list(DEFAULT_BATCH_SIZES))
     parser.add_argument(
         "--transform-styles", nargs="+", choices=list(DEFAULT_TRANSFORM_STYLES), default=list(DEFAULT_TRANSFORM_STYLES)
+    )
+    parser.add_argument(
+        "--stabilisers",
+        nargs="+",
+        default=["0:0"],
+        help="warm-up steps:clipping norm pairs to try (0:0 is neither), e.g. 0:0 200:1",
     )
     parser.add_argument("--validation-size", type=int, default=200, help="validation queries")
     parser.add_argument("--database-size", type=int, default=400, help="validation database, never trained on")
@@ -283,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             transform_styles=tuple(args.transform_styles),
             database_size=args.database_size,
             epochs=args.epochs,
+            stabilisers=parse_stabilisers(args.stabilisers),
         )
     study = EPOCHS_STUDY if args.epochs else None
     path = tuning_path(args.profile, args.model, args.bits, study)
