@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One GPU session in one command, within 10 minutes (the device tool's limit per call):
 #   1. install the kit (mamba-ssm for sm_90, fvcore, papermill, …) carried as .devkit/ (../shared/device/README.md);
-#   2. bench_train for the full-size MambaHash at 224 px: batch 32 and 128, eager vs fast, with mamba-ssm's kernel
-#      and with the pure-PyTorch chunked scan ($MH_SCAN_BACKEND);
+#   2. bench_train for the full-size MambaHash at 224 px: batch 32 and 128, eager vs fast (fused), with mamba-ssm's
+#      kernel and with the pure-PyTorch chunked scan ($MH_SCAN_BACKEND); then eager vs compiled at batch 128 with
+#      the kernel, the measurement that decides whether the gpu profile should compile;
 #   3. Table 1 under the gpu profile, one bit length after another (48 first), while the budget lasts;
 #   4. everything with manifests into results/device/<UTC time>/ (and $OUT/, which the device tool returns).
 #
@@ -85,6 +86,21 @@ for batch in 32 128; do
         fi
     done
 done
+
+name="bench-mambahash-${size}-${image_size}px-b128-${scans%% *}-compiled"
+if [ "$(left)" -lt $(( 2 * bench_estimate + train_estimate )) ]; then
+    echo "$name: no budget left" >> "$skipped_file"; log "skip $name: budget"
+else
+    log "$name"
+    if MH_SCAN_BACKEND=${scans%% *} $python benchmarks/bench_train.py --model mambahash --size "$size" \
+        --image-size "$image_size" --batch-size 128 --device "$device" --fast-path compiled \
+        --steps "$steps" --warmup "$warmup" --encode-batches 2 --json "$out/$name.json" 2>&1 \
+        | grep -v '^W[0-9]' | tee -a "$out/session.log"; then
+        echo "$name" >> "$done_file"
+    else
+        echo "$name: failed" >> "$skipped_file"
+    fi
+fi
 
 for bits in 48 16 32 64; do
     name="train-$profile-${bits}bits"

@@ -7,9 +7,9 @@ lengths, its loader workers, its fast path — on 32 training, 16 query and 32 d
 The notebooks run with papermill as ``make reproduce`` runs them (``mh.repro.reproduce.run_notebooks``), into a
 scratch tree (default ``results/cache/rehearsal``, ignored by git) holding a copy of ``notebooks/``: no committed
 figure, table, executed notebook, run or manifest is touched. What it cannot rehearse on a CPU: CUDA itself (bf16
-autocast, mamba-ssm's kernel) and torch.compile's code generation — TorchDynamo traces every network (backend
-``eager``: ``mh.fastpath.COMPILE_BACKEND_VARIABLE``), so graph breaks and untraceable code show up, without the
-minutes of kernel generation per network.
+autocast, mamba-ssm's kernel). Should the gpu profile compile its networks (``fast_path="compiled"``),
+TorchDynamo traces them here with backend ``eager`` (``mh.fastpath.COMPILE_BACKEND_VARIABLE``): graph breaks and
+untraceable code show up without the kernel generation.
 """
 
 from __future__ import annotations
