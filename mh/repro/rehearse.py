@@ -18,6 +18,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from unittest import mock
 
 from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.fastpath import COMPILE_BACKEND_VARIABLE
@@ -43,15 +44,8 @@ def prepare_scratch(scratch: Path, root: Path = PROJECT_ROOT) -> Path:
 def rehearse(scratch: Path = DEFAULT_SCRATCH, notebooks: list[str] | None = None, data_dir: str | None = None) -> dict:
     """Run ``notebooks`` (default all) under the ``rehearse`` profile into ``scratch``; returns its manifest."""
     prepare_scratch(scratch)
-    saved = os.environ.get(COMPILE_BACKEND_VARIABLE)
-    os.environ[COMPILE_BACKEND_VARIABLE] = "eager"
-    try:
+    with mock.patch.dict(os.environ, {COMPILE_BACKEND_VARIABLE: "eager"}):  # restored on the way out
         return run_notebooks(PROFILE, data_dir, notebooks=notebooks, root=scratch)
-    finally:
-        if saved is None:
-            os.environ.pop(COMPILE_BACKEND_VARIABLE, None)
-        else:
-            os.environ[COMPILE_BACKEND_VARIABLE] = saved
 
 
 @returns_status
