@@ -24,6 +24,13 @@ Backends:
     "auto"       "cuda" for CUDA tensors when mamba-ssm imports, else "chunked"; ``$MH_SCAN_BACKEND``
                  (reference, chunked or cuda) overrides it, for measuring one backend against another.
 
+Memory. The PyTorch backends form (b, d, n, l) tensors (Ā, B̄u, the states h): about 38 MB per image per MpVH
+layer at 224 px, kept for the backward pass, so that a batch of 8 full-size MpVH images needs over 18 GiB.
+mamba-ssm's kernel never keeps them (it recomputes the states in its backward pass); the PyTorch backends do
+the same (``torch.utils.checkpoint``) whenever those tensors would exceed ``RECOMPUTE_ABOVE_BYTES``: they keep
+only the (b, d, l) inputs and recompute the rest in the backward pass, with the same gradients bit for bit
+(tested). Below the limit (the smoke network) nothing is recomputed: it costs time and saves little.
+
 Like mamba-ssm, the scan runs in float32 whatever the input dtype (float64 inputs stay float64 here so
 that tests can compare in double precision; mamba-ssm's own reference would downcast them).
 """
@@ -36,11 +43,13 @@ import os
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 
 from mh.scan_chunked import linear_recurrence
 
 BACKENDS = ("auto", "reference", "chunked", "cuda")
 BACKEND_VARIABLE = "MH_SCAN_BACKEND"  # what "auto" means, when set
+RECOMPUTE_ABOVE_BYTES = 64 * 2**20  # one (b, d, n, l) float32 tensor larger than this: recompute in backward
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,7 +158,21 @@ def _reference_states(log_decay: torch.Tensor, drive: torch.Tensor) -> torch.Ten
     return torch.stack(states, dim=-1)
 
 
+def _state_bytes(u: torch.Tensor, A: torch.Tensor) -> int:
+    """Bytes of one (b, d, n, l) tensor of the scan in its compute dtype (float32, or float64 for float64 u)."""
+    batch, channels, length = u.shape
+    return batch * channels * A.shape[1] * length * torch.promote_types(u.dtype, torch.float32).itemsize
+
+
 def _pytorch_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunked):
+    arguments = (u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunked)
+    if torch.is_grad_enabled() and _state_bytes(u, A) > RECOMPUTE_ABOVE_BYTES:
+        return torch.utils.checkpoint.checkpoint(_pytorch_scan_kept, *arguments, use_reentrant=False)
+    return _pytorch_scan_kept(*arguments)
+
+
+def _pytorch_scan_kept(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunked):
+    """The PyTorch scan with every intermediate kept for autograd."""
     compute_dtype = torch.promote_types(u.dtype, torch.float32)
     u32, log_decay, drive = _discretize(u, delta, A, B, delta_bias, delta_softplus, compute_dtype)
     h = linear_recurrence(log_decay, drive) if chunked else _reference_states(log_decay, drive)

@@ -4,6 +4,7 @@ import pytest
 import torch
 from conftest import relative_error
 
+import mh.scan as scan_module
 from mh.scan import cuda_scan_available, resolve_backend, selective_scan
 from mh.scan_chunked import linear_recurrence
 
@@ -155,3 +156,43 @@ def test_the_scan_backend_variable_chooses_what_auto_means(monkeypatch):
     monkeypatch.setenv(BACKEND_VARIABLE, "fastest")
     with pytest.raises(ValueError, match="MH_SCAN_BACKEND"):
         resolve_backend("auto", u)
+
+
+@pytest.mark.parametrize("backend", ["reference", "chunked"])
+def test_recomputing_the_states_in_backward_gives_the_same_gradients(monkeypatch, backend):
+    """Above RECOMPUTE_ABOVE_BYTES the (b, d, n, l) tensors are recomputed in the backward pass (as mamba-ssm's
+    kernel does) instead of kept: far fewer bytes are saved for backward, and the outputs and every gradient are
+    the same, bit for bit."""
+    generator = torch.Generator().manual_seed(3)
+    b, d, n, length = 2, 6, 4, 17
+    leaves = {
+        "u": torch.randn(b, d, length, generator=generator),
+        "delta": torch.randn(b, d, length, generator=generator),
+        "A": -torch.rand(d, n, generator=generator) - 0.1,
+        "B": torch.randn(b, n, length, generator=generator),
+        "C": torch.randn(b, n, length, generator=generator),
+        "D": torch.randn(d, generator=generator),
+        "delta_bias": torch.randn(d, generator=generator),
+    }
+
+    def run(limit):
+        monkeypatch.setattr(scan_module, "RECOMPUTE_ABOVE_BYTES", limit)
+        inputs = {name: value.clone().requires_grad_() for name, value in leaves.items()}
+        saved_bytes = []
+
+        def keep(tensor):
+            saved_bytes.append(tensor.numel() * tensor.element_size())
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+            y = selective_scan(**inputs, delta_softplus=True, backend=backend)
+        y.square().sum().backward()
+        return y.detach(), {name: value.grad for name, value in inputs.items()}, sum(saved_bytes)
+
+    kept_y, kept_grads, kept_bytes = run(limit=2**40)
+    recomputed_y, recomputed_grads, recomputed_bytes = run(limit=0)
+    state_bytes = b * d * n * length * 4
+    assert kept_bytes > 3 * state_bytes > recomputed_bytes
+    assert torch.equal(kept_y, recomputed_y)
+    for name in leaves:
+        assert torch.equal(kept_grads[name], recomputed_grads[name]), name
