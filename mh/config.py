@@ -30,6 +30,7 @@ class RunSettings:
     model: str = "mambahash"
     profile: str = "smoke"
     seed: int = SPLIT_SEED
+    split_seed: int | None = None  # the seed of the data split and subsets; None: ``seed`` (one seed for both)
     quantization_weight: float | None = None  # η; None: the loss's own (MpVH 1), else the dataset's (0.01 CIFAR-10)
     accumulate_gradients: bool = False
     data_dir: str | None = None
@@ -48,7 +49,13 @@ class RunSettings:
         return resolve_profile(self.profile).with_overrides(**{knob.name: getattr(self, knob.name) for knob in KNOBS})
 
     def name(self) -> str:
-        return self.run_name or f"{self.dataset}-{self.model}-{self.bits}bits-{self.resolved_profile().name}"
+        """``<dataset>-<model>-<K>bits-<profile>``, with ``-seed<N>`` when the seed is not the split's (2025)."""
+        seed = f"-seed{self.seed}" if self.seed != SPLIT_SEED else ""
+        return self.run_name or f"{self.dataset}-{self.model}-{self.bits}bits-{self.resolved_profile().name}{seed}"
+
+    def data_seed(self) -> int:
+        """The seed that draws the split and the profile's subsets: ``split_seed``, else ``seed``."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def run_path(self) -> Path:
         """Where the run's directory is: ``<runs_dir>/<name>``."""
@@ -78,6 +85,8 @@ def validate_config(config: TrainConfig) -> None:
             raise ValueError(f"unknown {kind} {name!r}; expected one of {', '.join(table)}")
     check_bits(config.bits)
     checks.seed(config.seed)
+    if config.split_seed is not None:
+        checks.seed(config.split_seed, "split_seed")
     problems = knob_problems(profile)
     if problems:
         raise ValueError("; ".join(problems))

@@ -54,6 +54,9 @@ class ImagePipeline(transforms.Compose):
         self.train, self.image_size, self.style = train, image_size, style
 
 
+TRANSFORM_STYLES = ("paper", "released_cifar")  # the image pipelines build_transform knows
+
+
 def build_transform(train: bool, image_size: int = 224, style: str = "paper") -> ImagePipeline:
     """Image → normalised (3, image_size, image_size) tensor.
 
@@ -66,8 +69,8 @@ def build_transform(train: bool, image_size: int = 224, style: str = "paper") ->
     normalize = [transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     if style == "released_cifar":
         return ImagePipeline([transforms.Resize((image_size, image_size)), *normalize], train, image_size, style)
-    if style != "paper":
-        raise ValueError(f"unknown transform style {style!r}; expected 'paper' or 'released_cifar'")
+    if style not in TRANSFORM_STYLES:
+        raise ValueError(f"unknown transform style {style!r}; expected one of {', '.join(TRANSFORM_STYLES)}")
     resize = transforms.Resize(round(image_size * 256 / 224))
     if train:
         steps = [resize, transforms.RandomCrop(image_size), transforms.RandomHorizontalFlip(), *normalize]

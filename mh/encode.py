@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from mh.binary import binarize
-from mh.fastpath import autocast, fast_plan
+from mh.fastpath import fast_plan
 from mh.tensordata import ImageCache, cached_eval_batches
 
 
@@ -54,10 +54,7 @@ def encode(
     batches = _batches(dataset, batch_size, device, num_workers, plan.tensor_data, rows)
     codes, labels = [], []
     for images, batch_labels in tqdm(batches, desc=description, disable=not progress, leave=False):
-        if plan.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, plan.bf16):
-            output = (forward or model)(images.to(device, non_blocking=True))
+        output = plan.run(forward or model, images.to(device, non_blocking=True), device)
         if not bool(torch.isfinite(output).all()):
             raise ValueError(
                 f"{description}: the network gave non-finite outputs (NaN or ±inf) for items "

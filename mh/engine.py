@@ -30,10 +30,11 @@ from mh.codes import CodeSet
 from mh.data import HashingData
 from mh.distributed import SingleProcess
 from mh.encode import encode
-from mh.fastpath import Compiled, FastPlan, autocast, fast_plan, set_learning_rates
+from mh.fastpath import Compiled, FastPlan, fast_plan, set_learning_rates
 from mh.losses import HashingLoss
 from mh.metrics import mean_average_precision
 from mh.profiles import Profile
+from mh.schedules import rate_factor
 from mh.tensordata import CachedBatches, ImageCache
 
 
@@ -156,12 +157,6 @@ def train_loader(
     )
 
 
-def warmup_factor(step: int, warmup_steps: int) -> float:
-    """The rate's multiplier at optimisation step ``step`` (from 0): linear from 1/warmup_steps to 1 over the
-    first ``warmup_steps`` steps, then 1."""
-    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
-
-
 def training_step(
     parts: TrainingParts, images, labels, indices, device, accumulate_gradients: bool, clip_grad_norm: float = 0.0
 ) -> dict:
@@ -169,10 +164,7 @@ def training_step(
     clipped to norm ``clip_grad_norm`` first when it is positive.
 
     Returns the loss terms as detached device tensors (no host synchronisation)."""
-    if parts.plan.channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
-    with autocast(device, parts.plan.bf16):
-        codes = parts.run(images)
+    codes = parts.plan.run(parts.run, images, device)
     if parts.criterion.memory_bank:
         parts.criterion.update_bank(*parts.collective.gather(codes.detach(), labels, indices))
     loss = parts.criterion(codes, labels)
@@ -227,15 +219,17 @@ def train_one_epoch(
     progress: bool = True,
     warmup_steps: int = 0,
     clip_grad_norm: float = 0.0,
+    schedule: str = "constant",
 ) -> list[dict]:
     """Train one epoch over ``loader``; returns one row per step (epoch, step, loss and its terms). The rate
-    warms up linearly over the run's first ``warmup_steps`` steps (``warmup_factor``; counted from epoch 0,
-    so a resumed run continues the same schedule)."""
+    follows ``rate_factor`` over the run's ``epochs × len(loader)`` steps: a linear warm-up over the first
+    ``warmup_steps``, then ``schedule`` (steps counted from epoch 0, so a resumed run continues the same
+    schedule)."""
     bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
     log = StepLog(epoch + 1, log_every, bar, parts.collective)
     for step, (images, labels, indices) in enumerate(bar):
-        if warmup_steps > 0:
-            factor = warmup_factor(epoch * len(loader) + step, warmup_steps)
+        if warmup_steps > 0 or schedule != "constant":
+            factor = rate_factor(epoch * len(loader) + step, epochs * len(loader), warmup_steps, schedule)
             set_learning_rates(parts.optimizer, [rate * factor for rate in parts.base_rates])
         batch = images.to(device, non_blocking=True), labels.to(device), indices.to(device)
         log.add(step, training_step(parts, *batch, device, accumulate_gradients, clip_grad_norm))

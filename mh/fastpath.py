@@ -55,6 +55,14 @@ class FastPlan:
     channels_last: bool = False
     compile: bool = False
 
+    def run(self, function, images: torch.Tensor, device) -> torch.Tensor:
+        """``function(images)`` as the plan runs a network: channels-last images and bf16 autocast where they pay
+        (the training step and encoding both call this). (B, 3, H, W) → the function's output."""
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, self.bf16):
+            return function(images)
+
     def describe(self) -> str:
         parts = [label for label, on in self._parts() if on]
         return f"fast path {self.name}: " + (

@@ -146,23 +146,31 @@ def _map_over_chunks(function, n_queries: int, query_chunk: int, parallel: bool)
         return list(pool.map(function, chunks))
 
 
-def mean_average_precision(
-    query_codes,
-    db_codes,
-    query_labels,
-    db_labels,
-    topk: int | None = None,
-    deephash_compat: bool = False,
-    query_chunk: int = DEFAULT_QUERY_CHUNK,
-    device="cpu",
-    code_form: str = "auto",
-) -> float:
-    """mAP@topK under the module's convention. Returns a float in [0, 1]. ``device`` runs it on a GPU;
-    ``code_form`` says what the codes are (``mh.binary.as_sign_codes``: auto, sign, binary01, real)."""
-    aps = query_average_precisions(
-        query_codes, db_codes, query_labels, db_labels, topk, deephash_compat, query_chunk, device, code_form
-    )
-    return float(aps.mean())
+def mean_average_precision(*args, **kwargs) -> float:
+    """mAP@topK under the module's convention: the mean of ``query_average_precisions`` over the queries, with
+    the same arguments (codes, labels, ``topk``, ``deephash_compat``, ``query_chunk``, ``device``, ``code_form``).
+    Returns a float in [0, 1]."""
+    return float(query_average_precisions(*args, **kwargs).mean())
+
+
+def chance_map(query_labels, db_labels, deephash_compat: bool = False) -> float:
+    """The chance level: the expected mAP (over the whole database) of a ranking drawn uniformly at random, in
+    closed form. For a query with R relevant items among N, a relevant item lands at position p (uniform on
+    1…N) with on average (R − 1)(p − 1)/(N − 1) other relevant items above it, so
+
+        E[AP] = H_N / N + (R − 1)/(N − 1) · (1 − H_N / N),    H_N = 1 + 1/2 + … + 1/N,
+
+    about R/N: 0.1002 for CIFAR-10's protocol (R = 5,400 of N = 54,000). Averaged over the queries (a query
+    without a relevant item counts 0, as in ``average_precisions``). ``deephash_compat`` drops the last
+    database item, as the released code does. Labels: (n_q,) or (n_q, C), (n_db,) or (n_db, C)."""
+    ql, dl = matching_label_rows(query_labels, db_labels)
+    if deephash_compat:
+        dl = dl[:-1]
+    relevant = ((ql @ dl.t()) > 0).sum(dim=1).double().numpy()
+    n = dl.shape[0]
+    harmonic = float(np.sum(1.0 / np.arange(1, n + 1)))
+    expected = harmonic / n + (relevant - 1) / max(n - 1, 1) * (1 - harmonic / n)
+    return float(np.where(relevant > 0, expected, 0.0).mean())
 
 
 def showcase_queries(aps: np.ndarray, quantiles=(1.0, 0.5, 0.0)) -> list[int]:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from mh.data import TRANSFORM_STYLES
 from mh.fastpath import FAST_PATHS
+from mh.schedules import RATE_SCHEDULES
 
 
 def knob(
@@ -54,9 +56,7 @@ class Profile:
     eval_every: int = knob(1, help="evaluate every N epochs (the last epoch always)", parse=int, minimum=1)
     subset: dict[str, int] | None = None  # seeded, class-balanced subsets of train/query/database
     bits: tuple[int, ...] = (16, 32, 48, 64)
-    transform_style: str = knob(
-        "paper", help="image pipeline (default: the profile's)", choices=("paper", "released_cifar")
-    )
+    transform_style: str = knob("paper", help="image pipeline (default: the profile's)", choices=TRANSFORM_STYLES)
     num_workers: int = knob(
         0, help="data-loader worker processes (each draws the augmentation from its own seed)", parse=int, minimum=0
     )
@@ -67,6 +67,11 @@ class Profile:
     warmup_steps: int = knob(
         0, help="linear warm-up of the rate over the first N optimisation steps (0: none)", parse=int, minimum=0
     )
+    schedule: str = knob(
+        "constant",
+        help="the rate after warm-up: constant, or cosine (half a cosine down to 0 at the last step)",
+        choices=RATE_SCHEDULES,
+    )
     clip_grad_norm: float = knob(
         0.0, help="clip the gradients' global norm to this value (0: no clipping)", parse=float, minimum=0.0
     )
@@ -76,20 +81,28 @@ class Profile:
         "augmentation, fused optimizer update; compiled: also torch.compile the network (mh.fastpath)",
         choices=FAST_PATHS,
     )
+    seeds: int = label_field(
+        1, "training seeds of every trained network (the workspace seed, +1, …): tables give mean and spread"
+    )
+    headline_seeds: int = label_field(1, "training seeds of the headline network, MambaHash at 48 bits")
     comparison: str | None = label_field(
         None, "the profile of the comparison networks (Tables 2–3, the family); None: this one"
     )
     note: str = label_field("", "what the profile is for")
+    pipeline_check: bool = label_field(
+        False, "its numbers only show that the pipeline runs: every label of them says so (``describe``)"
+    )
 
     def describe(self) -> str:
-        """Short label for measured numbers, e.g. ``smoke: 2 ep, 32 px, 1000/200/2000 imgs``."""
+        """Short label for measured numbers, e.g. ``smoke (pipeline check): 2 ep, 32 px, 1000/200/2000 imgs``."""
         sizes = (
             "/".join(str(self.subset[k]) for k in ("train", "query", "database")) + " imgs"
             if self.subset
             else "full split"
         )
         reduced = ", reduced nets" if self.model_size == "reduced" else ""
-        return f"{self.name}: {self.epochs} ep, {self.image_size} px, {sizes}{reduced}"
+        role = " (pipeline check)" if self.pipeline_check else ""
+        return f"{self.name}{role}: {self.epochs} ep, {self.image_size} px, {sizes}{reduced}"
 
     def with_overrides(self, **changes) -> Profile:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -137,6 +150,7 @@ SMOKE = Profile(
     # the fast path without the network's compilation: the runs are too short to repay it (mh.fastpath)
     fast_path="fused",
     comparison="smoke_compare",
+    pipeline_check=True,
     note="CPU minutes: native 32 px, the protocol's 5,000 training images, class-balanced query and database "
     "subsets, reduced networks (fewer blocks, narrower), no pretrained weights; RMSprop rate, batch size and "
     "image pipeline chosen on a validation split of the training images (python -m mh.repro.tuning): rate "
@@ -164,8 +178,35 @@ GPU = Profile(
     "rate 2e-4 collapses them); the paper profile keeps 2e-5 for pretrained GroupMamba weights",
 )
 
+CPU = Profile(
+    "cpu",
+    image_size=32,
+    subset=None,  # the protocol in full: 5,000 training, 1,000 query and 54,000 database images
+    bits=(16, 32, 48, 64),
+    encode_batch_size=256,
+    model_size="reduced",
+    # chosen on a validation split of the training images: results/tuning/cpu-mambahash-48bits.json
+    optimizer="rmsprop",
+    learning_rate=5e-4,
+    batch_size=16,
+    transform_style="paper",
+    warmup_steps=100,
+    schedule="cosine",
+    epochs=5,
+    eval_every=5,
+    fast_path="fused",
+    seeds=2,
+    headline_seeds=3,
+    note="what a reader on a laptop sees: the paper's CIFAR-10 protocol in full (5,000 / 1,000 / 54,000, "
+    "mAP@54,000) at native 32 px, the reduced networks, every network trained under 2 seeds and MambaHash-48 "
+    "under 3; rate, schedule and epochs chosen on a validation split of the training images "
+    "(results/tuning/cpu-mambahash-48bits.json), sized so that a cold make reproduce PROFILE=cpu fits 90 "
+    "minutes on 2 cores",
+)
+
 PROFILES = {
     "smoke": SMOKE,
+    "cpu": CPU,
     # seven comparison networks at SMOKE's size would take ~20 CPU minutes alone; smoke reproduces in 10
     "smoke_compare": dataclasses.replace(
         SMOKE,
@@ -227,7 +268,7 @@ PROFILES = {
     ),
 }
 
-NOTEBOOK_PROFILES = ("smoke", "gpu", "paper")  # what make reproduce runs; mpvh_paper is one model's recipe
+NOTEBOOK_PROFILES = ("smoke", "cpu", "gpu", "paper")  # what make reproduce runs; mpvh_paper is one model's recipe
 
 
 def comparison_profile(profile: Profile) -> Profile:

@@ -32,9 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 from tqdm.auto import tqdm
 
-from mh.data import IMAGENET_MEAN, IMAGENET_STD, ImagePipeline, PoolSubset
-
-TRANSFORM_STYLES = ("paper", "released_cifar")
+from mh.data import IMAGENET_MEAN, IMAGENET_STD, TRANSFORM_STYLES, ImagePipeline, PoolSubset
 
 
 def cached_size(image_size: int, style: str) -> int:

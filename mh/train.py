@@ -112,7 +112,7 @@ def start_training(
         profile.image_size,
         profile.transform_style,
         profile.subset,
-        config.seed,
+        config.data_seed(),
         config.split_dir,
         config.download,
     )
@@ -218,6 +218,7 @@ def train_epochs(training: Training, sampler=None) -> TrainingOutcome:
             training.progress,
             profile.warmup_steps,
             profile.clip_grad_norm,
+            profile.schedule,
         )
         finish_epoch(training, epoch, step_rows, elapsed_seconds(started, training.device))
     return finish_training(training)

@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 01 · State space models and zero-order-hold discretisation
 #
@@ -8,8 +16,8 @@
 # linear time-invariant SSM is a convolution, what *selectivity* (input-dependent Δ, B, C) changes, and that
 # the project's three scan backends agree.
 #
-# **What it writes.** `figures/01_discretisation_error.{png,pdf}`, `figures/01_impulse_responses.{png,pdf}`,
-# `figures/01_selectivity.{png,pdf}`, `results/tables/01_scan_backends.{csv,md}`.
+# **What it writes.** `figures/<profile>/01_discretisation_error.{png,pdf}`, `figures/<profile>/01_impulse_responses.{png,pdf}`,
+# `figures/<profile>/01_selectivity.{png,pdf}`, `results/tables/<profile>/01_scan_backends.{csv,md}`.
 
 # %% tags=["parameters"]
 PROFILE = "auto"

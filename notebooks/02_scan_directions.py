@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 02 · The four scan directions (paper Figure 1)
 #
@@ -11,8 +19,8 @@
 # gives groups 1–4 the orders (row, col, row reversed, col reversed). `MambaHash(direction_order=...)` takes
 # either; the default is the paper's. GroupMamba-S weights were trained with the released order.
 #
-# **What it writes.** `figures/02_scan_orders.{png,pdf}`, `figures/02_neighbours.{png,pdf}`,
-# `results/tables/02_round_trip.{csv,md}`.
+# **What it writes.** `figures/<profile>/02_scan_orders.{png,pdf}`, `figures/<profile>/02_neighbours.{png,pdf}`,
+# `results/tables/<profile>/02_round_trip.{csv,md}`.
 
 # %% tags=["parameters"]
 PROFILE = "auto"

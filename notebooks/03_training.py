@@ -13,16 +13,18 @@
 # memory bank of training codes, plus η‖h − sign(h)‖²) on the paper's CIFAR-10 protocol, for every bit
 # length of the profile: loss curves, mAP per epoch, the codes saved to disk, and retrieval examples.
 #
-# **Profiles.** `smoke` (CPU, minutes): 48 bits, 32 px, the protocol's 5,000 training images with
-# class-balanced query and database subsets (200 / 2,000), 5 epochs, a reduced network (one block per stage,
-# half the widths), no pretrained weights — it shows the pipeline learns, not the paper's accuracy. `gpu`:
-# the full split (5,000 / 1,000 / 54,000) at 224 px, all four bit lengths. The paper also starts from
-# ImageNet GroupMamba-S weights, which are not available here.
+# **Profiles.** `smoke` (CPU, minutes; CI's pipeline check): 48 bits, 32 px, the protocol's 5,000 training
+# images with class-balanced query and database subsets (200 / 2,000), a reduced network (one block per
+# stage, half the widths), no pretrained weights — it shows the pipeline learns, not the paper's accuracy.
+# `cpu` (a laptop, about an hour): the protocol in full (5,000 / 1,000 / 54,000, mAP@54,000) at 32 px with
+# the reduced network, all four bit lengths, each under several training seeds. `gpu`: the full split at
+# 224 px with the full-size network. The paper also starts from ImageNet GroupMamba-S weights, which are not
+# available here. Every trained number below stands beside the same network untrained and the chance level.
 #
-# **What it writes.** `results/runs/<profile>/cifar10-mambahash-<K>bits-<profile>/` (config, manifest,
-# losses, history, codes, checkpoint), `results/tables/03_training.{csv,md}`,
-# `figures/03_training_curves.{png,pdf}`, `figures/03_retrieval_examples.{png,pdf}`, and in the smoke
-# profile `figures/03_optimiser_sweep.{png,pdf}`.
+# **What it writes.** `results/runs/<profile>/cifar10-mambahash-<K>bits-<profile>[-seed<N>]/` (config,
+# manifest, losses, history, codes, checkpoint), `results/tables/<profile>/03_training.{csv,md}`,
+# `figures/<profile>/03_training_curves.{png,pdf}`, `figures/<profile>/03_retrieval_examples.{png,pdf}`, and
+# where the profile's recipe was chosen by a sweep `figures/<profile>/03_optimiser_sweep.{png,pdf}`.
 
 # %% tags=["parameters"]
 PROFILE = "auto"
@@ -37,14 +39,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 import pandas as pd
-import torch
 
 from mh.codes import load_code_sets, retrieve
-from mh.engine import evaluate_model
 from mh.metrics import query_average_precisions, showcase_queries
-from mh.registry import build_hashing_model
+from mh.repro.references import chance_level, untrained_map
 from mh.repro.run_cache import ensure_run
-from mh.repro.tuning import read_tuning, tuning_record
+from mh.repro.tables import mean_and_spread
+from mh.repro.tuning import has_tuning, read_tuning, tuning_record
 from mh.repro.workspace import open_workspace
 from mh.splits import CIFAR10_CLASSES
 
@@ -70,63 +71,70 @@ pd.Series(data.record["sizes"], name="images").to_frame().assign(source=data.rec
 # ## 2. Before training: what does an untrained network score?
 #
 # A random network's codes already carry some image similarity, so "better than chance" is the wrong
-# yardstick. We measure the same initialisation that training starts from (seed 2025) at 48 bits.
+# yardstick. We measure the same initialisation that training starts from (the first training seed) at every
+# bit length (`mh.repro.references.untrained_map`), and the chance level: the expected mAP of a uniformly
+# random ranking, R/N plus a tiny correction (`mh.metrics.chance_map`).
 
 # %%
-torch.manual_seed(SEED)
-untrained = build_hashing_model("mambahash", 48, image_size=profile.image_size, size=profile.model_size).to(ws.device)
-untrained_map = evaluate_model(untrained, data, profile, ws.device)[0]["map"]
-print(f"untrained MambaHash-48 mAP = {untrained_map:.4f}")
-del untrained
+chance = chance_level(data)
+untrained = {bits: untrained_map(ws.train_config("mambahash", bits), data) for bits in bit_lengths}
+print(f"chance level (random ranking of this database): mAP = {chance:.4f}")
+for bits, value in untrained.items():
+    print(f"untrained MambaHash-{bits}: mAP = {value:.4f} ({value / chance:.2f}× chance)")
 
 # %% [markdown]
 # ## 3. The optimiser: the paper's, or one chosen on held-out training images
 #
 # The paper trains with RMSprop at 2e-5 and batch 32 (§4.1) — a fine-tuning recipe for ImageNet-pretrained
-# GroupMamba weights. The smoke profile starts from random weights, with a reduced network, so it needs its
-# own setting. `python -m mh.repro.tuning --profile smoke` chose it: it holds out 200 of the profile's
-# training images as validation queries and 400 more as their database (neither is trained on, so the
-# score is retrieval of unseen images, not memory), trains on the other 4,400 every candidate —
-# RMSprop rate × batch size (16, 32) × image pipeline (the paper's resize, random crop and flip, or the
-# released code's plain resize) — and keeps the best validation mAP after the last epoch. The query set is
-# never used to choose. The curves below are that sweep's, read from `results/tuning/` (with its manifest),
-# not re-run here. At three epochs from scratch more steps win (batch 16 beats 32 at every rate), and at
-# 3e-4 RMSprop collapses: its loss grows and every image gets the same code, so validation mAP falls below
-# the untrained network's. With 5,000 training images the paper's crop-and-flip pipeline edges out the
-# plain resize (on 2,000 images it was the other way round). How long to train is asked afterwards, of the
-# chosen setting alone (`--epochs 6`, the right-hand panel): validation mAP keeps rising to epoch 5 and then
-# stops, so the smoke profile trains 5 epochs. The paper profile keeps the paper's recipe (RMSprop 2e-5, a
-# fine-tuning rate for ImageNet-pretrained weights); the gpu profile trains from random weights with the
-# from-scratch recipe of the next figure.
+# GroupMamba weights. The CPU profiles start from random weights, with a reduced network, so they need their
+# own setting. `python -m mh.repro.tuning --profile <profile>` chooses it: it holds out class-balanced
+# validation queries and a validation database from the profile's training images (neither is trained on, so
+# the score is retrieval of unseen images, not memory), trains every candidate on the rest — optimiser and
+# rate, batch size, image pipeline (the paper's resize, random crop and flip, or the released code's plain
+# resize), warm-up and rate schedule — and keeps the best validation mAP after the last epoch. The query set
+# is never used to choose. The curves below are the committed sweep's, read from `results/tuning/` (with its
+# manifest), not re-run here. What the smoke sweep found: at a few epochs from scratch more steps win (batch
+# 16 beats 32 at every rate), RMSprop at 3e-4 collapses (its loss grows and every image gets the same code,
+# so validation mAP falls to the chance level), and validation mAP stops rising after 5 epochs. The paper
+# profile keeps the paper's recipe; the gpu profile trains from random weights with the from-scratch recipe
+# of the next figure.
 
 # %%
-print(f"this profile: {profile.optimizer or 'the model’s (RMSprop)'} at learning rate {profile.learning_rate:g}")
-if profile.name == "smoke":
-    sweep, choice = read_tuning("smoke"), tuning_record("smoke")
-    epochs_study, epochs_choice = read_tuning("smoke", study="epochs"), tuning_record("smoke", study="epochs")
-    print(f"chosen by the sweep: {choice['chosen_optimizer']} at {choice['chosen_learning_rate']:g}, batch "
-          f"{choice['chosen_batch_size']}, {choice['chosen_transform_style']} images "
-          f"({choice['criterion']}; {choice['validation_size']} validation queries); "
-          f"{epochs_choice['chosen_epochs']} epochs ({epochs_choice['epochs_criterion']}); "
-          f"the profile trains {profile.epochs}")
+print(f"this profile: {profile.optimizer or 'the model’s (RMSprop)'} at learning rate {profile.learning_rate:g}, "
+      f"batch {profile.batch_size}, {profile.schedule} rate after {profile.warmup_steps} warm-up steps, "
+      f"{profile.epochs} epochs")
+if has_tuning(profile.name):
+    sweep, choice = read_tuning(profile.name), tuning_record(profile.name)
+    print(f"chosen by its sweep ({choice['criterion']}; {choice['validation_size']} validation queries, "
+          f"{choice['validation_database_size']} validation database images, {sweep['epoch'].max()} "
+          f"epochs each): {choice['chosen_optimizer']} at {choice['chosen_learning_rate']:g}, batch "
+          f"{choice['chosen_batch_size']}, {choice['chosen_transform_style']} images, "
+          f"{choice.get('chosen_schedule', 'constant')} rate, warm-up {choice.get('chosen_warmup_steps', 0)} steps")
+    epochs_study = read_tuning(profile.name, study="epochs") if has_tuning(profile.name, "epochs") else None
+    varied = [column for column in ("optimizer", "lr", "batch_size", "warmup_steps", "schedule")
+              if column in sweep and sweep[column].nunique() > 1]
     styles = list(dict.fromkeys(sweep["transform_style"]))
-    fig, axes = plt.subplots(1, len(styles) + 1, figsize=(5 * len(styles) + 5, 4), sharey=True, squeeze=False)
+    panels = len(styles) + (epochs_study is not None)
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels + 1, 4), sharey=True, squeeze=False)
     for ax, style in zip(axes[0], styles):
-        for (optimizer, rate, batch), curve in sweep[sweep["transform_style"] == style].groupby(
-                ["optimizer", "lr", "batch_size"]):
-            ax.plot(curve["epoch"], curve["validation_map"], marker="o", ls="-" if batch == 16 else "--",
-                    label=f"{optimizer} {rate:g}, batch {batch}")
+        for setting, curve in sweep[sweep["transform_style"] == style].groupby(varied, sort=False):
+            label = ", ".join(f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+                              for name, value in zip(varied, np.atleast_1d(setting)))
+            ax.plot(curve["epoch"], curve["validation_map"], marker="o", label=label)
         ax.set(xlabel="epoch", title=f"images: {style}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    epochs_axis = axes[0][-1]
-    epochs_axis.plot(epochs_study["epoch"], epochs_study["validation_map"], marker="o", color="black")
-    epochs_axis.axvline(epochs_choice["chosen_epochs"], color="tab:green", ls=":", label="chosen epochs")
-    epochs_axis.set(xlabel="epoch", title="the chosen setting, trained longer")
-    epochs_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    epochs_axis.legend(fontsize=8)
+    if epochs_study is not None:
+        epochs_choice = tuning_record(profile.name, study="epochs")
+        epochs_axis = axes[0][-1]
+        epochs_axis.plot(epochs_study["epoch"], epochs_study["validation_map"], marker="o", color="black")
+        epochs_axis.axvline(epochs_choice["chosen_epochs"], color="tab:green", ls=":", label="chosen epochs")
+        epochs_axis.set(xlabel="epoch", title="the chosen setting, trained longer")
+        epochs_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        epochs_axis.legend(fontsize=8)
+        print(f"epochs: {epochs_choice['chosen_epochs']} ({epochs_choice['epochs_criterion']})")
     axes[0][0].set_ylabel("validation mAP")
-    axes[0][-2].legend(fontsize=8)
-    fig.suptitle("Optimiser sweep on held-out training images", fontweight="bold")
+    axes[0][len(styles) - 1].legend(fontsize=7)
+    fig.suptitle(f"Optimiser sweep on held-out training images — profile {profile.name}", fontweight="bold")
     ws.save_figure(fig, "03_optimiser_sweep")
     plt.show()
 
@@ -163,34 +171,50 @@ ws.save_figure(fig, "03_scratch_recipe")
 plt.show()
 
 # %% [markdown]
-# ## 4. Train every bit length
+# ## 4. Train every bit length, under every training seed of the profile
 #
 # The profile's batch size, η = 0.01, the optimiser above (weight decay 1e-7), gradients zeroed every step
-# (the released code never zeroes them — see `mh.train`), last-epoch numbers reported.
+# (the released code never zeroes them — see `mh.train`), last-epoch numbers on the whole database. Runs
+# that differ only in their training seed (initialisation, shuffling, augmentation; the split stays the
+# same) give the mean and its spread — the sample standard deviation over seeds, which is also how much a
+# cold run on another machine may differ.
 
 # %%
 results = {}
 for bits in bit_lengths:
-    results[bits] = ensure_run(ws.train_config("mambahash", bits), data)
+    for seed in ws.training_seeds("mambahash", bits):
+        results[bits, seed] = ensure_run(ws.table1_config(bits, seed), data)  # 48 bits, first seed: every epoch
 
 rows = []
-for bits, record in results.items():
-    rows.append({"bits": bits, "mAP (last epoch)": record.metrics["map"],
-                 "P@H≤2": record.evaluation["precision_within_hamming_2"], "epochs": record.metrics["epochs"],
-                 "× untrained": record.metrics["map"] / untrained_map, "profile": record.metrics["profile"],
-                 "run": record.name})
+for bits in bit_lengths:
+    runs = [record for (run_bits, _), record in results.items() if run_bits == bits]
+    maps = np.array([record.metrics["map"] for record in runs])
+    spread = maps.std(ddof=1) if len(maps) > 1 else np.nan
+    rows.append({"bits": bits, "mAP (mean over seeds)": maps.mean(), "± std": spread, "seeds": len(maps),
+                 "min": maps.min(), "max": maps.max(), "untrained": untrained[bits], "chance": chance,
+                 "× untrained": maps.mean() / untrained[bits],
+                 "P@H≤2 (mean)": np.mean([record.evaluation["precision_within_hamming_2"] for record in runs]),
+                 "epochs": runs[0].metrics["epochs"], "profile": runs[0].metrics["profile"]})
 summary = pd.DataFrame(rows)
-summary.loc[len(summary)] = {"bits": 48, "mAP (last epoch)": untrained_map, "P@H≤2": np.nan, "epochs": 0,
-                             "× untrained": 1.0, "profile": profile.describe(), "run": "untrained (same seed)"}
-ws.save_table(summary, "03_training", f"MambaHash on CIFAR-10, mAP over the whole database ({ws.label()}).")
+ws.save_table(summary, "03_training",
+              f"MambaHash on CIFAR-10, mAP over the whole database, mean and sample standard deviation over "
+              f"training seeds, beside the same network untrained and the chance level ({ws.label()}).")
+for _, row in summary.iterrows():
+    print(f"MambaHash-{row['bits']}: {mean_and_spread(row['mAP (mean over seeds)'], row['± std'], row['seeds'])}"
+          f" — untrained {row['untrained']:.3f}, chance {row['chance']:.3f}")
 summary
 
 # %% [markdown]
 # ## 5. Loss and mAP curves
+#
+# One run per bit length (the first seed). The mAP panel shows the epochs each run was evaluated at, with the
+# untrained network and chance as dashed lines.
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for bits, record in results.items():
+first_seed = ws.training_seeds("mambahash", bit_lengths[0])[0]
+for bits in bit_lengths:
+    record = results[bits, first_seed]
     losses = record.losses
     steps = np.arange(len(losses))
     axes[0].plot(steps, losses["loss"], alpha=0.25)
@@ -198,11 +222,15 @@ for bits, record in results.items():
                  color=axes[0].lines[-1].get_color())
     history = record.history.dropna(subset=["map"])
     axes[1].plot(history["epoch"], history["map"], marker="o", label=f"{bits} bits")
-axes[1].axhline(untrained_map, color="0.5", ls="--", label="untrained, 48 bits")
-axes[0].set_xlabel("training step"); axes[0].set_ylabel("DPSH loss (Eq. 18)"); axes[0].legend()
+reference_bits = 48 if 48 in untrained else bit_lengths[-1]
+axes[1].axhline(untrained[reference_bits], color="0.4", ls="--", label=f"untrained, {reference_bits} bits")
+axes[1].axhline(chance, color="0.6", ls=":", label="chance (random ranking)")
+axes[0].axhline(np.log(2), color="0.6", ls=":", label="ln 2: every pair predicted at 0.5")
+axes[0].set_xlabel("training step"); axes[0].set_ylabel("DPSH loss (Eq. 18)"); axes[0].legend(fontsize=8)
 axes[0].set_title("Training loss")
-axes[1].set_xlabel("epoch"); axes[1].set_ylabel("mAP (whole database)"); axes[1].legend()
-axes[1].set_title("Query-set mAP after each epoch")
+axes[1].set_xlabel("epoch"); axes[1].set_ylabel("mAP (whole database)"); axes[1].legend(fontsize=8)
+axes[1].set_title("Query-set mAP at the evaluated epochs")
+axes[1].set_ylim(0, None)
 axes[1].xaxis.set_major_locator(MaxNLocator(integer=True))
 fig.suptitle(f"MambaHash on CIFAR-10 — {ws.label()}", fontweight="bold")
 ws.save_figure(fig, "03_training_curves")
@@ -217,8 +245,8 @@ plt.show()
 # Green: same class as the query; red: different class.
 
 # %%
-shown_bits = 48 if 48 in results else bit_lengths[-1]
-sets = load_code_sets(results[shown_bits].run_dir / "codes.npz")
+shown_bits = 48 if 48 in bit_lengths else bit_lengths[-1]
+sets = load_code_sets(results[shown_bits, first_seed].run_dir / "codes.npz")
 query_labels, db_labels = sets["query"].labels.argmax(1), sets["database"].labels.argmax(1)
 aps = query_average_precisions(sets["query"].codes, sets["database"].codes, sets["query"].labels,
                                sets["database"].labels)

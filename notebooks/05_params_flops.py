@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 05 · Table 4: parameters and FLOPs at 48 bits
 #
@@ -8,9 +16,9 @@
 # mamba-ssm's CUDA op. Then MambaHash's cost by component, and analytic counts of the scan and the AFEM
 # that check fvcore's numbers.
 #
-# **What it writes.** `results/tables/05_table4.{csv,md}`, `results/tables/05_mambahash_breakdown.{csv,md}`,
-# `results/tables/05_analytic_checks.{csv,md}`, `figures/05_params_flops.{png,pdf}`,
-# `figures/05_mambahash_breakdown.{png,pdf}`. Counts do not depend on the profile (they are properties of
+# **What it writes.** `results/tables/<profile>/05_table4.{csv,md}`, `results/tables/<profile>/05_mambahash_breakdown.{csv,md}`,
+# `results/tables/<profile>/05_analytic_checks.{csv,md}`, `figures/<profile>/05_params_flops.{png,pdf}`,
+# `figures/<profile>/05_mambahash_breakdown.{png,pdf}`. Counts do not depend on the profile (they are properties of
 # the networks).
 
 # %% tags=["parameters"]

@@ -16,13 +16,14 @@
 # Each backbone names its target layer and the reshape from its token layout to a (B, C, h, w) map in
 # `mh.repro.gradcam.gradcam_target`.
 #
-# **Which weights.** Maps are computed at 224×224. When this profile trained 48-bit models at 224 px
-# (gpu, paper), their checkpoints are loaded. Otherwise (smoke: 32 px) the networks are freshly initialised
-# with the seed, in the profile's network size (smoke: the reduced networks of `mh.registry`, fewer blocks)
-# — the figure then shows the mechanics of Grad-CAM on each architecture, **not** what a trained network
-# attends to; its title says so.
+# **Which weights.** The networks notebook 04 trained under this profile (the first training seed), at the
+# profile's image size. Beside each trained map, the same network untrained (its initialisation) as a
+# labelled contrast: what the architecture alone highlights. At CIFAR's 32 px the last feature maps are 1×1,
+# so the target is the last map with at least 4×4 positions (`mh.repro.gradcam.gradcam_target`: stage 2 of
+# MambaHash, layer 2 of ResNet50); ViT-L/32 sees a 32 px image as a single patch and has no map at all, and
+# the panel says so.
 #
-# **What it writes.** `figures/06_gradcam.{png,pdf}`, `results/tables/06_gradcam_layers.{csv,md}`.
+# **What it writes.** `figures/<profile>/06_gradcam.{png,pdf}`, `results/tables/<profile>/06_gradcam_layers.{csv,md}`.
 
 # %% tags=["parameters"]
 PROFILE = "auto"
@@ -30,7 +31,7 @@ SEED = 2025
 DEVICE = "auto"
 DATA_DIR = None
 OUT_DIR = ".."
-IMAGE_SIZE = 224
+IMAGE_SIZE = None  # None: the size the profile's networks were trained at
 BITS = 48
 IMAGES_PER_ROW = 4
 REFERENCE_PER_CLASS = 5
@@ -43,23 +44,23 @@ import torch
 from pytorch_grad_cam.utils.image import show_cam_on_image
 
 from mh.data import IMAGENET_MEAN, IMAGENET_STD, build_transform
-from mh.registry import COMPARISON_BACKBONES, build_hashing_model
-from mh.repro.gradcam import class_centres, gradcam_maps, gradcam_target
+from mh.registry import COMPARISON_BACKBONES
+from mh.repro.gradcam import class_centres, gradcam_maps, gradcam_target, network_to_explain
 from mh.repro.tables import MODEL_LABELS
 from mh.repro.workspace import open_workspace
-from mh.rundir import RunDirectory
 from mh.splits import CIFAR10_CLASSES, stratified_subset
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.profile
 compare = ws.comparison_profile  # the four backbones are compared where notebook 04 trained them
+image_size = IMAGE_SIZE or compare.image_size
 
 # %% [markdown]
 # ## 1. The images: query images to explain, and a class-balanced reference set for the centre codes
 
 # %%
-data = ws.data(profile, image_size=IMAGE_SIZE, transform_style="paper")
-transform = build_transform(False, IMAGE_SIZE)
+data = ws.data(profile, image_size=image_size, transform_style="paper")
+transform = build_transform(False, image_size)
 query_labels, train_labels = data.query.class_indices(), data.train.class_indices()
 shown = np.random.default_rng(SEED).choice(len(data.query), size=IMAGES_PER_ROW, replace=False)
 reference = stratified_subset(np.arange(len(data.train)), train_labels, 10 * REFERENCE_PER_CLASS, SEED)
@@ -67,49 +68,57 @@ images = torch.stack([transform(data.query.image(i)) for i in shown])
 labels = torch.as_tensor(query_labels[shown])
 reference_images = torch.stack([transform(data.train.image(i)) for i in reference])
 reference_labels = torch.as_tensor(train_labels[reference])
-print("explaining:", [CIFAR10_CLASSES[label] for label in labels])
+print("explaining (drawn at random with the seed):", [CIFAR10_CLASSES[label] for label in labels])
 
 # %% [markdown]
-# ## 2. Maps for every backbone
+# ## 2. Maps for every backbone: trained, and untrained as a contrast
 
 # %%
-maps, layers, weights_used = {}, [], {}
+maps, layers = {}, []
 for name in COMPARISON_BACKBONES:
-    torch.manual_seed(SEED)
-    model = build_hashing_model(name, BITS, image_size=IMAGE_SIZE, size=compare.model_size)
-    checkpoint = RunDirectory(ws.train_config(name, BITS, compare).run_path()).checkpoint_path
-    if compare.image_size == IMAGE_SIZE and checkpoint.exists():
-        model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["model"])
-        weights_used[name] = f"trained ({compare.name})"
-    else:
-        weights_used[name] = "untrained" + (", reduced" if compare.model_size == "reduced" else "")
-    centres = class_centres(model, reference_images, reference_labels, 10)
-    maps[name] = gradcam_maps(model, images, labels, centres)
-    target = gradcam_target(model)
-    layers.append({"backbone": MODEL_LABELS[name], "target layer": target.description,
-                   "reshape": "tokens → (B, C, h, w)" if target.reshape else "none (already a map)",
-                   "weights": weights_used[name]})
-    del model
+    for state in ("trained", "untrained"):
+        model = network_to_explain(ws.train_config(name, BITS, compare), state == "trained", image_size)
+        target = gradcam_target(model, image_size) if model is not None else None
+        if target is not None:
+            centres = class_centres(model, reference_images, reference_labels, 10)
+            maps[name, state] = gradcam_maps(model, images, labels, centres)
+        reason = ("not trained at this size under this profile" if model is None
+                  else f"no map of at least 4×4 positions at {image_size} px" if target is None else "")
+        layers.append({"backbone": MODEL_LABELS[name], "weights": state,
+                       "target layer": target.description if target else reason,
+                       "reshape": "" if target is None else "tokens → (B, C, h, w)" if target.reshape
+                       else "none (already a map)"})
 layer_table = pd.DataFrame(layers)
-ws.save_table(layer_table, "06_gradcam_layers", f"Grad-CAM target layers and weights used ({ws.label()}).")
+ws.save_table(layer_table, "06_gradcam_layers",
+              f"Grad-CAM target layers at {image_size} px, trained and untrained weights ({ws.label(compare)}).")
 layer_table
 
 # %%
 mean, std = torch.tensor(IMAGENET_MEAN)[:, None, None], torch.tensor(IMAGENET_STD)[:, None, None]
 pictures = (images * std + mean).clamp(0, 1).permute(0, 2, 3, 1).numpy()
-fig, axes = plt.subplots(IMAGES_PER_ROW, 1 + len(COMPARISON_BACKBONES), figsize=(3 * (1 + len(COMPARISON_BACKBONES)), 3 * IMAGES_PER_ROW))
+mapped = [name for name in COMPARISON_BACKBONES if any((name, state) in maps for state in ("trained", "untrained"))]
+unmapped = [MODEL_LABELS[name] for name in COMPARISON_BACKBONES if name not in mapped]
+columns = [("image", None)] + [(name, state) for name in mapped for state in ("trained", "untrained")]
+fig, axes = plt.subplots(IMAGES_PER_ROW, len(columns), figsize=(1.9 * len(columns), 2.0 * IMAGES_PER_ROW))
 for row, picture in enumerate(pictures):
-    axes[row, 0].imshow(picture)
-    axes[row, 0].set_ylabel(CIFAR10_CLASSES[int(labels[row])], fontsize=11)
-    for column, name in enumerate(COMPARISON_BACKBONES, start=1):
-        axes[row, column].imshow(show_cam_on_image(picture.astype(np.float32), maps[name][row], use_rgb=True))
-for column, title in enumerate(["image"] + [f"{MODEL_LABELS[n]}\n({weights_used[n]})" for n in COMPARISON_BACKBONES]):
-    axes[0, column].set_title(title, fontsize=10)
-for ax in axes.ravel():
-    ax.set_xticks([]); ax.set_yticks([])
-state = "trained weights" if all(v.startswith("trained") for v in weights_used.values()) else "untrained networks where marked: mechanics only"
-fig.suptitle(f"Grad-CAM, target = similarity to class-centre code, {BITS} bits, {IMAGE_SIZE} px — {state}\n"
-             f"{ws.label()}", fontweight="bold")
+    for column, (name, state) in enumerate(columns):
+        ax = axes[row, column]
+        if name == "image":
+            ax.imshow(picture)
+            ax.set_ylabel(CIFAR10_CLASSES[int(labels[row])], fontsize=10)
+        elif (name, state) in maps:
+            ax.imshow(show_cam_on_image(picture.astype(np.float32), maps[name, state][row], use_rgb=True))
+        else:
+            ax.text(0.5, 0.5, "no map\n(see table)", ha="center", va="center", fontsize=8, color="0.4",
+                    transform=ax.transAxes)
+        ax.set_xticks([]); ax.set_yticks([])
+for column, (name, state) in enumerate(columns):
+    axes[0, column].set_title("image" if name == "image" else f"{MODEL_LABELS[name]}\n{state}",
+                              fontsize=9, color="black" if state != "untrained" else "0.45")
+missing = f"; no map at this size: {', '.join(unmapped)} (see the table)" if unmapped else ""
+fig.suptitle(f"Grad-CAM, target = similarity to the class-centre code, {BITS} bits, {image_size} px: trained "
+             f"networks, untrained ones (grey titles) as a contrast{missing}\n{ws.label(compare)}",
+             fontweight="bold", fontsize=10)
 ws.save_figure(fig, "06_gradcam")
 plt.show()
 

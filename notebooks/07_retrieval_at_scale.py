@@ -21,8 +21,8 @@
 # The flat index returns exactly `mh.metrics`' ranking (ties by database position); the others trade
 # exactness for speed, measured as recall@100 against the flat index.
 #
-# **What it writes.** `results/tables/07_scaling.{csv,md}`, `results/tables/07_retrieval_example.{csv,md}`,
-# `figures/07_query_top10.{png,pdf}`, `figures/07_scaling.{png,pdf}`, and the run's index file
+# **What it writes.** `results/tables/<profile>/07_scaling.{csv,md}`, `results/tables/<profile>/07_retrieval_example.{csv,md}`,
+# `figures/<profile>/07_query_top10.{png,pdf}`, `figures/<profile>/07_scaling.{png,pdf}`, and the run's index file
 # `results/runs/<profile>/…/database-flat.faissindex`.
 
 # %% tags=["parameters"]
@@ -32,7 +32,7 @@ DEVICE = "auto"
 DATA_DIR = None
 OUT_DIR = ".."
 BITS = 48
-SIZES = {"smoke": [10_000, 100_000, 1_000_000], "gpu": [10_000, 100_000, 1_000_000, 10_000_000],
+SIZES = {"smoke": [10_000, 100_000, 1_000_000], "cpu": [10_000, 100_000, 1_000_000], "gpu": [10_000, 100_000, 1_000_000, 10_000_000],
          "paper": [10_000, 100_000, 1_000_000, 10_000_000], "rehearse": [1_000, 10_000]}
 SCALING_BITS = [16, 32, 64]
 INDEX_KINDS = ["flat", "hash", "multihash", "ivf", "hnsw"]
@@ -70,7 +70,7 @@ print(ws.label())
 
 # %%
 data = ws.data()
-record = ensure_run(ws.train_config("mambahash", BITS), data)
+record = ensure_run(ws.table1_config(BITS), data)
 index = CodeIndex.load(build_run_index(record.run_dir, "flat"))
 sets = load_code_sets(record.run_dir / "codes.npz")
 query = sets["query"]
@@ -144,7 +144,7 @@ compared_at = min(1_000_000, max(sizes))  # where mh.codes.retrieve is timed bes
 settings = dict(balance=balance, sizes=sizes, bit_lengths=SCALING_BITS, kinds=INDEX_KINDS, max_size=MAX_SIZE,
                 queries=QUERIES, k=K, seed=SEED, brute_force_at=compared_at)
 study, timing = cached_measurement("07_scaling", lambda: scaling_study(**settings), settings,
-                                   (mh.repro.scaling, mh.search), ws.root / "results" / "timings", REMEASURE)
+                                   (mh.repro.scaling, mh.search), ws.timings, REMEASURE)
 print(describe_measurement(timing))
 ws.save_table(study.round(4), "07_scaling",
               f"FAISS binary indexes on synthetic codes with the trained codes' bit balance, {QUERIES} near-duplicate "

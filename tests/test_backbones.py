@@ -111,7 +111,7 @@ def test_bad_weight_files_give_clear_errors(tmp_path):
 @pytest.mark.parametrize("name", COMPARISON_BACKBONES)
 def test_gradcam_target_gives_a_feature_map(name):
     model = build_hashing_model(name, 16, image_size=64)
-    target = gradcam_target(model)
+    target = gradcam_target(model, 64, min_side=2)
     captured = []
     handle = target.layer.register_forward_hook(lambda module, args, output: captured.append(output))
     model(torch.randn(2, 3, 64, 64))
@@ -128,5 +128,16 @@ def test_gradcam_maps_have_the_image_size_for_every_backbone():
         model = build_hashing_model(name, 16, image_size=64)
         centres = class_centres(model, images, labels, 2)
         assert centres.shape == (2, 16) and set(centres.unique().tolist()) <= {-1.0, 1.0}
+        if gradcam_target(model, 64) is None:  # ViT-L/32 at 64 px: a 2×2 patch grid, below the 4×4 minimum
+            with pytest.raises(ValueError, match="no feature map of at least 4×4"):
+                gradcam_maps(model, images[:2], labels[:2], centres)
+            continue
         maps = gradcam_maps(model, images[:2], labels[:2], centres)
         assert maps.shape == (2, 64, 64) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+
+
+def test_at_cifars_32_px_the_target_is_the_last_map_of_at_least_4_by_4_positions():
+    expected = {"mambahash": "stages[1].norm", "resnet50": "layer2[-1]", "vit_l_32": None}
+    for name, description in expected.items():
+        target = gradcam_target(build_hashing_model(name, 16, image_size=32, size="reduced"), 32)
+        assert (target and target.description.split(" ")[0]) == description, name

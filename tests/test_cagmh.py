@@ -289,3 +289,23 @@ def test_synthetic_mosaics_are_seeded_disjoint_and_labelled_by_their_tiles():
         assert set(np.flatnonzero(parts["train"].labels[sample])) == set(classes)
     with pytest.raises(ValueError, match="fewer mosaics"):
         synthetic_mosaics(pool, {"train": 16}, seed=0)
+
+
+def test_two_tile_mosaics_labelled_by_their_class_set_have_a_low_stated_chance_level():
+    from mh.family.paired_data import class_sets
+    from mh.metrics import chance_map
+
+    generator = np.random.default_rng(1)
+    arrays = generator.integers(0, 256, (400, 32, 32, 3), dtype=np.uint8)
+    pool = ImagePool(labels=np.arange(400) % 10, source="test", arrays=arrays)
+    parts = synthetic_mosaics(pool, {"query": 50, "database": 150}, seed=2, tiles=2, relevance="class_set")
+    assert parts["query"].arrays.shape == (50, 32, 64, 3) and len(class_sets(2)) == 55
+    for sample in range(5):
+        shown = class_sets(2)[int(np.flatnonzero(parts["query"].labels[sample])[0])]
+        left, right = (parts["query"].arrays[sample, :, c : c + 32] for c in (0, 32))
+        tiles = [int(np.flatnonzero([np.array_equal(tile, a) for a in arrays])[0] % 10) for tile in (left, right)]
+        assert shown == tuple(sorted(tiles)) and parts["query"].captions[sample] == caption_for(tiles)
+    chance = chance_map(parts["query"].labels, parts["database"].labels)
+    assert chance < 0.06  # same set of two classes out of 55: about 0.02 on a large database
+    with pytest.raises(ValueError, match="tiles must be one of"):
+        synthetic_mosaics(pool, {"query": 2}, tiles=3)

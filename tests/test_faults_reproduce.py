@@ -39,12 +39,15 @@ def tree_digest(root: Path, folders=("figures", "results", "notebooks/executed")
 def fake_repository(tmp_path: Path, cells: list[str]) -> Path:
     """A repository with committed outputs and notebook 01 replaced by ``cells`` (the first is the parameters)."""
     for relative in (
-        "figures/01_old.png",
-        "figures/01_kept.png",
-        "figures/02_other.png",
-        "results/manifest.json",
-        "results/tables/01_table.csv",
-        "notebooks/executed/01_ssm_zoh_discretization.ipynb",
+        "figures/smoke/01_old.png",
+        "figures/smoke/01_kept.png",
+        "figures/smoke/02_other.png",
+        "figures/cpu/01_old.png",  # another profile's tree: never touched by a smoke run
+        "notebooks/executed/cpu/01_ssm_zoh_discretization.ipynb",
+        "results/manifests/cpu.json",
+        "results/manifests/smoke.json",
+        "results/tables/smoke/01_table.csv",
+        "notebooks/executed/smoke/01_ssm_zoh_discretization.ipynb",
         "results/runs/smoke/a-run/metrics.json",
     ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -59,9 +62,9 @@ def fake_repository(tmp_path: Path, cells: list[str]) -> Path:
 WRITE_FIGURES = (
     "import os, pathlib\n"
     "stage = pathlib.Path(os.environ['MH_STAGING_DIR'])\n"
-    "(stage / 'figures').mkdir(parents=True, exist_ok=True)\n"
-    "(stage / 'figures' / '01_kept.png').write_text('new')\n"
-    "(stage / 'figures' / '01_fresh.png').write_text('new')"
+    "(stage / 'figures' / 'smoke').mkdir(parents=True, exist_ok=True)\n"
+    "(stage / 'figures' / 'smoke' / '01_kept.png').write_text('new')\n"
+    "(stage / 'figures' / 'smoke' / '01_fresh.png').write_text('new')"
 )
 
 
@@ -97,28 +100,33 @@ def test_a_failing_notebook_leaves_its_previous_outputs_and_keeps_the_failed_cop
     with pytest.raises(NotebookFailed, match="previous outputs are unchanged") as failed:
         execute("01_ssm_zoh_discretization", root, PARAMETERS, None)
     assert tree_digest(root) == before
-    kept = root / "results/cache/failed/01_ssm_zoh_discretization/notebooks/executed/01_ssm_zoh_discretization.ipynb"
+    kept = (
+        root / "results/cache/failed/01_ssm_zoh_discretization/notebooks/executed/smoke/01_ssm_zoh_discretization.ipynb"
+    )
     assert str(kept) in str(failed.value) and "cell 3 broke" in kept.read_text()
 
 
 def test_a_notebook_that_ran_replaces_exactly_its_own_outputs(tmp_path):
     root = fake_repository(tmp_path, ["PROFILE = 'auto'", WRITE_FIGURES])
     execute("01_ssm_zoh_discretization", root, PARAMETERS, None)
-    assert (root / "figures/01_kept.png").read_text() == "new" and (root / "figures/01_fresh.png").exists()
-    assert not (root / "figures/01_old.png").exists() and not (root / "results/tables/01_table.csv").exists()
-    assert (root / "figures/02_other.png").read_text() == "old figures/02_other.png"
+    assert (root / "figures/smoke/01_kept.png").read_text() == "new" and (root / "figures/smoke/01_fresh.png").exists()
+    assert not (root / "figures/smoke/01_old.png").exists()
+    assert not (root / "results/tables/smoke/01_table.csv").exists()
+    assert (root / "figures/smoke/02_other.png").read_text() == "old figures/smoke/02_other.png"
+    for other_profile in ("figures/cpu/01_old.png", "notebooks/executed/cpu/01_ssm_zoh_discretization.ipynb"):
+        assert (root / other_profile).read_text() == f"old {other_profile}"
     assert (root / "results/runs/smoke/a-run/metrics.json").exists()
-    executed = nbformat.read(root / "notebooks/executed/01_ssm_zoh_discretization.ipynb", as_version=4)
+    executed = nbformat.read(root / "notebooks/executed/smoke/01_ssm_zoh_discretization.ipynb", as_version=4)
     assert executed.metadata.papermill.parameters["PROFILE"] == "smoke"
     assert not (root / "results/cache/staging/01_ssm_zoh_discretization").exists()
 
 
 def test_an_output_without_the_notebooks_prefix_is_refused(tmp_path):
     stage = tmp_path / "stage"
-    (stage / "figures").mkdir(parents=True)
-    (stage / "figures" / "05_wrong.png").write_text("x")
+    (stage / "figures" / "smoke").mkdir(parents=True)
+    (stage / "figures" / "smoke" / "05_wrong.png").write_text("x")
     with pytest.raises(ReproduceInputError, match="without its 01_ prefix"):
-        promote(stage, tmp_path, "01_ssm_zoh_discretization")
+        promote(stage, tmp_path, "01_ssm_zoh_discretization", "smoke")
 
 
 def test_a_matching_run_is_reused_and_a_stale_one_moved_aside_never_deleted(tmp_path, capsys):
@@ -184,15 +192,15 @@ def test_fresh_runs_moves_every_run_aside_without_deleting_it(tmp_path):
 @pytest.mark.slow
 def test_the_manifest_is_kept_for_identical_outputs_and_rewritten_for_another_lock(tmp_path, monkeypatch):
     root = fake_repository(tmp_path, ["PROFILE = 'auto'", WRITE_FIGURES])
-    (root / "results/manifest.json").unlink()
+    (root / "results/manifests/smoke.json").unlink()
     first = run_notebooks("smoke", notebooks=["01_ssm_zoh_discretization"], root=root)
     assert first["environment"]["lock"]["file"] == "requirements/cpu.lock"
     again = run_notebooks("smoke", notebooks=["01_ssm_zoh_discretization"], root=root)
-    assert json.loads((root / "results/manifest.json").read_text())["time_utc"] == first["time_utc"]
+    assert json.loads((root / "results/manifests/smoke.json").read_text())["time_utc"] == first["time_utc"]
     assert "this_run" in again
     other_lock = {"file": "requirements/cpu.lock", "sha256": "0" * 64}
     monkeypatch.setattr("mh.repro.reproduce.lock_record", lambda: other_lock)
     monkeypatch.setattr("mh.manifest.lock_record", lambda: other_lock)
     rewritten = run_notebooks("smoke", notebooks=["01_ssm_zoh_discretization"], root=root)
     assert "this_run" not in rewritten and rewritten["environment"]["lock"] == other_lock
-    assert json.loads((root / "results/manifest.json").read_text())["environment"]["lock"] == other_lock
+    assert json.loads((root / "results/manifests/smoke.json").read_text())["environment"]["lock"] == other_lock

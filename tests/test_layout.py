@@ -36,6 +36,7 @@ PAPER_CORE = {
     "rundir",
     "scan",
     "scan_chunked",
+    "schedules",
     "search",
     "splits",
     "tensordata",

@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from mh.binary import as_sign_codes, hamming_distances, pack_codes, unpack_codes
+from mh.binary import as_sign_codes, hamming_distances, label_rows, pack_codes, unpack_codes
 from mh.codes import CodeSet, load_code_sets, retrieve, save_code_sets
 from mh.metrics import (
+    average_precisions,
+    chance_map,
     mean_average_precision,
     pr_curve_by_radius,
     precision_recall_at_n,
@@ -133,3 +135,24 @@ def test_per_query_aps_average_to_the_map():
     ql, dl = np.eye(3)[rng.integers(0, 3, 6)], np.eye(3)[rng.integers(0, 3, 30)]
     aps = query_average_precisions(q, d, ql, dl)
     assert aps.shape == (6,) and np.isclose(aps.mean(), mean_average_precision(q, d, ql, dl))
+
+
+@pytest.mark.parametrize("multi_label", [False, True])
+def test_the_chance_level_in_closed_form_equals_random_rankings_averaged(multi_label):
+    """chance_map's formula == the mAP of many uniformly random rankings (the module's own AP); for a database
+    as large as CIFAR-10's it is R/N to three decimals (small databases sit above R/N: the H_N/N term)."""
+    generator = np.random.default_rng(5)
+    n_q, n_db = 20, 60
+    if multi_label:
+        query_labels = torch.as_tensor(generator.random((n_q, 4)) < 0.3, dtype=torch.float32)
+        db_labels = torch.as_tensor(generator.random((n_db, 4)) < 0.3, dtype=torch.float32)
+    else:
+        query_labels = torch.as_tensor(generator.integers(0, 5, n_q))
+        db_labels = torch.as_tensor(generator.integers(0, 5, n_db))
+    relevant = (label_rows(query_labels, 5) @ label_rows(db_labels, 5).t() > 0).numpy()
+    draws = 4000
+    ranked = np.stack([relevant[:, generator.permutation(n_db)] for _ in range(draws)]).reshape(draws * n_q, n_db)
+    simulated = average_precisions(ranked).mean()
+    assert chance_map(query_labels, db_labels) == pytest.approx(simulated, abs=3e-3)
+    cifar_like = chance_map(torch.arange(10), torch.arange(54000) % 10)
+    assert cifar_like == pytest.approx(0.1002, abs=5e-5)

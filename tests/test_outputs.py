@@ -15,7 +15,7 @@ import pytest
 
 import mh.binary
 from mh.manifest import git_commit
-from mh.repro.reproduce import machine_paths, output_digests, scrub_machine_paths
+from mh.repro.scrub import machine_paths, output_digests, scrub_machine_paths
 from mh.repro.timings import cached_measurement, describe_measurement
 from mh.repro.workspace import save_figure_stable
 
@@ -58,11 +58,13 @@ def test_machine_paths_are_scrubbed_from_outputs_and_papermill_metadata(tmp_path
     assert "iopub" not in text and '"id": "injected-parameters"' in text
 
 
-def test_output_digests_cover_figures_tables_and_timings(tmp_path):
-    for relative in ("figures/a.png", "results/tables/b.csv", "results/timings/c.csv", "results/runs/x/d.csv"):
+def test_output_digests_cover_one_profiles_figures_tables_and_timings(tmp_path):
+    mine = ("figures/smoke/a.png", "results/tables/smoke/b.csv", "results/timings/smoke/c.csv")
+    others = ("figures/cpu/a.png", "results/tables/cpu/b.csv", "results/runs/smoke/x/d.csv")
+    for relative in (*mine, *others):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text(relative)
-    assert set(output_digests(tmp_path)) == {"figures/a.png", "results/tables/b.csv", "results/timings/c.csv"}
+    assert set(output_digests(tmp_path, "smoke")) == set(mine)
 
 
 def test_a_timing_is_reused_until_its_parameters_or_code_change(tmp_path):

@@ -101,7 +101,8 @@ SLOW_CELL = "import pathlib, time\npathlib.Path('executing').touch()\ntime.sleep
 
 
 def outputs(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): p.read_text() for p in sorted((root / "figures").glob("*")) if p.is_file()}
+    figures = root / "figures" / "smoke"
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(figures.glob("*")) if p.is_file()}
 
 
 @pytest.mark.slow
@@ -109,7 +110,7 @@ def outputs(root: Path) -> dict[str, str]:
 def test_a_reproduce_killed_while_executing_or_promoting_is_completed_by_the_next_run(tmp_path, stage):
     cells = ["PROFILE = 'auto'", WRITE_FIGURES] + ([SLOW_CELL] if stage == "execute" else [])
     root = fake_repository(tmp_path / "repo", cells)
-    (root / "results/manifest.json").unlink()
+    (root / "results/manifests/smoke.json").unlink()
     child = start(RUN_AND_DIE, root, stage, TESTS)
     if stage == "execute":
         marker = root / "notebooks" / "executing"
@@ -119,15 +120,15 @@ def test_a_reproduce_killed_while_executing_or_promoting_is_completed_by_the_nex
         assert marker.exists(), "the notebook never started"
         child.send_signal(signal.SIGKILL)
     assert child.wait(timeout=180) == -signal.SIGKILL
-    assert not (root / "results/manifest.json").exists()
+    assert not (root / "results/manifests/smoke.json").exists()
     if stage == "execute":
         nb_path = root / "notebooks" / "01_ssm_zoh_discretization.ipynb"
         nb_path.write_text(nb_path.read_text().replace("time.sleep(60)", "time.sleep(0)"))
     manifest = run_notebooks("smoke", notebooks=["01_ssm_zoh_discretization"], root=root)
     assert outputs(root) == {
-        "figures/01_fresh.png": "new",
-        "figures/01_kept.png": "new",
-        "figures/02_other.png": "old figures/02_other.png",
+        "figures/smoke/01_fresh.png": "new",
+        "figures/smoke/01_kept.png": "new",
+        "figures/smoke/02_other.png": "old figures/smoke/02_other.png",
     }
     assert manifest["rerun"] == ["01_ssm_zoh_discretization"] and not list((root / "results/cache/staging").glob("*"))
 

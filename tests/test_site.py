@@ -3,16 +3,18 @@
 import re
 import subprocess
 import sys
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from mh.io import PROJECT_ROOT
 from mh.repro.browser import find_chromium
+from mh.repro.outputs import output_folder, presented_profile
 from mh.repro.reproduce import NOTEBOOKS
 from mh.repro.site import SiteError, build_site
 
-EXECUTED = Path(__file__).resolve().parent.parent / "notebooks" / "executed"
+PRESENTED = presented_profile(PROJECT_ROOT)
+EXECUTED = PROJECT_ROOT / output_folder("executed", PRESENTED)
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,14 @@ def test_every_profile_knob_is_a_config_field_and_a_flag():
     fields = {field.name for field in TrainConfig.__dataclass_fields__.values()}
     destinations = {action.dest for action in build_parser()._actions}
     assert {knob.name for knob in KNOBS} <= fields & destinations
-    assert {"note", "comparison", "encode_batch_size"} == RESULT_FREE_FIELDS
+    assert {
+        "note",
+        "comparison",
+        "encode_batch_size",
+        "seeds",
+        "headline_seeds",
+        "pipeline_check",
+    } == RESULT_FREE_FIELDS
 
 
 TOY_LOSS = '''

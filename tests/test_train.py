@@ -195,3 +195,15 @@ def test_smoke_profile_on_real_cifar10_beats_the_untrained_model(tmp_path):
     result = fit(config, progress=False, data=data)
     print(f"smoke mAP untrained {before:.4f} → trained {result.metrics['map']:.4f}")
     assert result.metrics["map"] > before
+
+
+def test_rate_schedules_warm_up_then_hold_or_follow_half_a_cosine():
+    from mh.schedules import rate_factor
+
+    assert [rate_factor(step, 10, warmup_steps=4) for step in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    cosine = [rate_factor(step, 10, warmup_steps=2, schedule="cosine") for step in range(11)]
+    assert cosine[:3] == [0.5, 1.0, 1.0] and cosine[-1] == 0.0
+    assert cosine[6] == pytest.approx(0.5)  # halfway through the 8 steps after warm-up
+    assert all(a >= b for a, b in zip(cosine[2:], cosine[3:], strict=False))
+    with pytest.raises(ValueError, match="unknown rate schedule 'linear'"):
+        rate_factor(0, 10, schedule="linear")

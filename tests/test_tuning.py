@@ -51,9 +51,17 @@ def test_the_best_last_epoch_wins():
             "validation_map": [0.1, 0.3, 0.4, 0.2, 0.1, 0.25],
         }
     )
-    assert chosen_setting(curves) == ("adam", 1e-4, 32, "paper", 0, 0.0)  # settings the curves do not vary are defaults
+    assert chosen_setting(curves) == (
+        "adam",
+        1e-4,
+        32,
+        "paper",
+        0,
+        0.0,
+        "constant",
+    )  # settings the curves do not vary are defaults
     curves = curves.assign(batch_size=[16, 16, 32, 32, 16, 16], transform_style="released_cifar")
-    assert chosen_setting(curves) == ("adam", 1e-4, 16, "released_cifar", 0, 0.0)
+    assert chosen_setting(curves) == ("adam", 1e-4, 16, "released_cifar", 0, 0.0, "constant")
     assert parse_grid(["adam:1e-4,3e-4", "rmsprop:2e-5"]) == {"adam": (1e-4, 3e-4), "rmsprop": (2e-5,)}
     with pytest.raises(ValueError, match="adam:1e-4"):
         parse_grid(["adam:fast"])
@@ -112,3 +120,15 @@ def test_the_gpu_profile_uses_the_from_scratch_recipe_its_study_chose():
     assert record["chosen_warmup_steps"] == choice.warmup_steps
     assert record["profile_settings"]["model_size"] == "paper"
     assert PROFILES["paper"].learning_rate == 2e-5  # the paper's fine-tuning rate stays with pretrained weights
+
+
+def test_the_cpu_profile_uses_the_committed_sweeps_choice_on_the_full_protocol():
+    """The cpu profile's optimiser, rate, warm-up and schedule are its sweep's choice on a validation split of the
+    protocol's 5,000 training images (never the query set), at the epochs the profile trains."""
+    record, curves = tuning_record("cpu"), read_tuning("cpu")
+    cpu, choice = PROFILES["cpu"], chosen_setting(curves)
+    assert (cpu.optimizer, cpu.learning_rate, cpu.batch_size, cpu.transform_style) == choice[:4]
+    assert (cpu.warmup_steps, cpu.clip_grad_norm, cpu.schedule) == choice[4:]
+    assert record["epochs_per_setting"] == cpu.epochs == curves["epoch"].max()
+    assert record["profile_settings"]["subset"] is None and record["profile_settings"]["model_size"] == cpu.model_size
+    assert cpu.seeds >= 2 and cpu.headline_seeds >= 3 and set(cpu.bits) == {16, 32, 48, 64}

@@ -190,10 +190,10 @@ def test_a_damaged_reproduce_manifest_is_named_before_any_notebook_runs(tmp_path
     from mh.io import DamagedFileError
     from mh.repro.reproduce import run_notebooks
 
-    root = fake_repository(tmp_path, ["PROFILE = 'auto'"])  # its results/manifest.json is not JSON
-    with pytest.raises(DamagedFileError, match="manifest.json is not a readable reproduce manifest"):
+    root = fake_repository(tmp_path, ["PROFILE = 'auto'"])  # its results/manifests/smoke.json is not JSON
+    with pytest.raises(DamagedFileError, match="smoke.json is not a readable reproduce manifest"):
         run_notebooks("smoke", notebooks=["01_ssm_zoh_discretization"], root=root)
-    assert not (root / "notebooks/executed/01_ssm_zoh_discretization.ipynb").read_text().startswith("{")
+    assert not (root / "notebooks/executed/smoke/01_ssm_zoh_discretization.ipynb").read_text().startswith("{")
 
 
 @pytest.mark.parametrize(

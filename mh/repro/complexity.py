@@ -23,9 +23,15 @@ import math
 import warnings
 
 import torch
-from fvcore.nn import FlopCountAnalysis
-from fvcore.nn.jit_handles import get_shape
 from torch import nn
+
+# fvcore's focal_loss module scripts a function with torch.jit.script when fvcore.nn is imported; torch ≥ 2.10
+# warns that torch.jit.script is deprecated. The warning is about fvcore's code, not ours, and would otherwise
+# print into every notebook that counts FLOPs.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import get_shape
 
 from mh.model import STAGE_DEPTHS, STAGE_DIMS
 from mh.registry import COMPARISON_BACKBONES, build_hashing_model

@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with cli_errors(args.debug, user_errors=(ReproduceInputError,)):
         rehearse(args.scratch, args.only, args.data_dir)
-    print(f"[rehearse] every notebook ran under the gpu profile's code paths in {time.perf_counter() - started:.0f} s")
+    which = "every notebook" if not args.only else ", ".join(args.only)
+    print(f"[rehearse] {which} ran under the gpu profile's code paths in {time.perf_counter() - started:.0f} s")
     return 0
 
 

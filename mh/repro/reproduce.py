@@ -11,10 +11,11 @@ Nothing is lost when something goes wrong. Every input is checked first (the not
 notebooks that read it, papermill and its kernel, write access to the output folders); a missing one stops
 the run with exit status 2 before any output is touched, with every problem listed. Each notebook then writes
 its figures, tables and executed copy to a staging directory (``results/cache/staging/<notebook>``, through
-``$MH_STAGING_DIR``) that replaces that notebook's previous outputs (``figures/NN_*``, ``results/tables/NN_*``,
-``notebooks/executed/NN_*.ipynb``) only when the whole notebook ran. A failing cell stops the run with exit
-status 1; the outputs of that notebook and of every later one stay as they were, and the executed notebook
-showing the error is kept in ``results/cache/failed/``.
+``$MH_STAGING_DIR``) that replaces that notebook's previous outputs in the profile's own output tree
+(``figures/<profile>/NN_*``, ``results/tables/<profile>/NN_*``, ``notebooks/executed/<profile>/NN_*.ipynb``:
+``mh.repro.outputs``) only when the whole notebook ran; no other profile's outputs are ever touched. A failing
+cell stops the run with exit status 1; the outputs of that notebook and of every later one stay as they were,
+and the executed notebook showing the error is kept in ``results/cache/failed/``.
 
 Trained runs (``results/runs/<profile>/``) are a cache, never deleted: ``mh.repro.run_cache.ensure_run`` reuses a
 run trained by the same code with the same settings and moves any other aside before training again.
@@ -22,13 +23,13 @@ run trained by the same code with the same settings and moves any other aside be
 first, so that every model trains now (the committed manifest's times come from such a run); the manifest
 lists which runs were trained and which reused.
 
-Executed notebooks, with their outputs and figures inline, go to ``notebooks/executed/`` and are committed,
+Executed notebooks, with their outputs and figures inline, go to ``notebooks/executed/<profile>/`` and are committed,
 so a reader browsing the repository sees them. They are made reproducible: progress bars are off
 (``TQDM_DISABLE``), the data directory reaches the kernel through ``$MH_DATA_DIR`` instead of a parameter,
 and every absolute path of this machine in an output or in papermill's metadata is replaced by a
 placeholder (``scrub_machine_paths``); papermill's own timing metadata stays.
 
-results/manifest.json records commit, versions, the environment (the lock's SHA-256 and every installed
+results/manifests/<profile>.json records commit, versions, the environment (the lock's SHA-256 and every installed
 distribution), device, profile, per-notebook wall time and the SHA-256 of every output. When a run reproduces
 every output byte for byte from the same lock, the manifest of the run that first wrote them is kept (this
 run's times go to results/cache/reproduce-log.jsonl), so re-running an unchanged commit leaves ``git status``
@@ -38,26 +39,26 @@ clean.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
-
-import nbformat
 
 from mh import checks
 from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.data import DataNotFoundError, resolve_data_dir
 from mh.datasets import dataset_entry
-from mh.io import PROJECT_ROOT, atomic_output, read_json, write_json
+from mh.io import PROJECT_ROOT, read_json, write_json
 from mh.manifest import lock_record, run_manifest
 from mh.profiles import NOTEBOOK_PROFILES, comparison_profile, resolve_profile
 from mh.repro.checkout_lock import checkout_lock
 from mh.repro.fetch import HOW_TO_FETCH, fetch_missing
+from mh.repro.outputs import manifest_path, output_folder, output_folders, presented_profile
+from mh.repro.readme import BEGIN as README_BEGIN
+from mh.repro.readme import update_readme
 from mh.repro.run_cache import supersede
+from mh.repro.scrub import machine_paths, output_digests, scrub_machine_paths
 from mh.repro.workspace import STAGING_VARIABLE
 
 ROOT = PROJECT_ROOT
@@ -88,14 +89,20 @@ def datasets_read_by(notebooks) -> list[str]:
     return sorted({NOTEBOOK_DATASETS[name] for name in notebooks if name in NOTEBOOK_DATASETS})
 
 
-OUTPUT_FOLDERS = ("figures", "results/tables", "notebooks/executed")
+# what a notebook writes into the staging directory and promote() swaps in (timings are a cache under the root)
+STAGED_ROLES = ("figures", "tables", "executed")
+
+
+def staged_folders(profile: str) -> tuple[Path, ...]:
+    """The folders of ``profile``'s output tree that a notebook's staged outputs replace."""
+    return tuple(output_folder(role, profile) for role in STAGED_ROLES)
 
 
 class ReproduceInputError(ValueError):
     """An input of the run is missing or unusable; raised before any output is touched."""
 
 
-def check_inputs(root: Path, notebooks: list[str], data_dir: str | None) -> None:
+def check_inputs(root: Path, notebooks: list[str], data_dir: str | None, profile: str = "smoke") -> None:
     """Raise ReproduceInputError listing every missing input: notebooks, data, papermill's kernel, writable folders."""
     problems = []
     unknown = [name for name in notebooks if name not in NOTEBOOKS]
@@ -119,7 +126,7 @@ def check_inputs(root: Path, notebooks: list[str], data_dir: str | None) -> None
         problems.append("papermill/jupyter_client are not installed: pip install -e '.[notebooks]'")
     except NoSuchKernel:
         problems.append("no Jupyter kernel 'python3': python -m ipykernel install --sys-prefix")
-    for folder in (*OUTPUT_FOLDERS, "results", "results/runs"):
+    for folder in (*output_folders(profile), "results", "results/runs"):
         path = root / folder
         existing = next(parent for parent in (path, *path.parents) if parent.exists())
         if not os.access(existing, os.W_OK):
@@ -129,26 +136,27 @@ def check_inputs(root: Path, notebooks: list[str], data_dir: str | None) -> None
         raise ReproduceInputError("cannot start:" + separator + separator.join(problems))
 
 
-def staged_outputs(stage: Path) -> list[tuple[Path, Path]]:
+def staged_outputs(stage: Path, profile: str) -> list[tuple[Path, Path]]:
     """(staged file, its place in the repository) for every output a notebook wrote to ``stage``."""
     pairs = []
-    for folder in OUTPUT_FOLDERS:
+    for folder in staged_folders(profile):
         for path in sorted((stage / folder).glob("*")):
             if path.is_file():
                 pairs.append((path, Path(folder) / path.name))
     return pairs
 
 
-def promote(stage: Path, root: Path, name: str) -> list[Path]:
-    """Replace notebook ``name``'s previous outputs (NN_* in figures/, results/tables/, notebooks/executed/)
-    by the staged ones; returns the files now in place. Each file is moved with an atomic rename."""
+def promote(stage: Path, root: Path, name: str, profile: str) -> list[Path]:
+    """Replace notebook ``name``'s previous outputs under ``profile`` (NN_* in figures/<profile>/,
+    results/tables/<profile>/, notebooks/executed/<profile>/) by the staged ones; returns the files now in
+    place. Each file is moved with an atomic rename; no other profile's outputs are touched."""
     prefix = f"{name[:2]}_"
-    staged = staged_outputs(stage)
+    staged = staged_outputs(stage, profile)
     foreign = [str(relative) for _, relative in staged if not relative.name.startswith(prefix)]
     if foreign:
         raise ReproduceInputError(f"notebook {name} wrote outputs without its {prefix} prefix: {foreign}")
     new = {relative for _, relative in staged}
-    for folder in OUTPUT_FOLDERS:
+    for folder in staged_folders(profile):
         (root / folder).mkdir(parents=True, exist_ok=True)
         for old in (root / folder).glob(f"{prefix}*"):
             if old.is_file() and Path(folder) / old.name not in new:
@@ -193,58 +201,6 @@ def run_stamps(root: Path, profile: str) -> dict[str, int]:
     }
 
 
-def scrub_machine_paths(notebook_path: Path, replacements: dict[str, str]) -> None:
-    """Replace this machine's absolute paths (keys) by placeholders (values) in a notebook's outputs and metadata;
-    drop the kernel's per-cell timestamps and give papermill's parameters cell a fixed id."""
-    ordered = sorted((key for key in replacements if key), key=len, reverse=True)  # longest first: nested paths
-
-    def scrub(text: str) -> str:
-        for key in ordered:
-            text = text.replace(key, replacements[key])
-        return text
-
-    notebook = nbformat.read(notebook_path, as_version=4)
-    for cell in notebook.cells:
-        cell.metadata.pop("execution", None)  # the kernel's per-cell timestamps (papermill keeps its own)
-        if "injected-parameters" in cell.metadata.get("tags", []):
-            cell.id = "injected-parameters"  # papermill draws a random id for the cell it adds
-        for output in cell.get("outputs", []):
-            if "text" in output:
-                output["text"] = scrub(output["text"])
-            for kind, value in output.get("data", {}).items():
-                if kind.startswith("text/") and isinstance(value, str):
-                    output["data"][kind] = scrub(value)
-            if "traceback" in output:
-                output["traceback"] = [scrub(line) for line in output["traceback"]]
-    papermill = notebook.metadata.get("papermill", {})
-    for key in ("input_path", "output_path"):
-        if key in papermill:
-            papermill[key] = scrub(papermill[key])
-    with atomic_output(notebook_path) as temporary:
-        nbformat.write(notebook, temporary)
-
-
-def machine_paths(root: Path) -> dict[str, str]:
-    """Absolute paths that would make an executed notebook differ between machines, and what replaces them
-    (the data directory reaches the kernels as $MH_DATA_DIR: ``kernel_environment``)."""
-    # braces, not <angle brackets>: in an HTML table output a <name> would be read as a tag and vanish
-    paths = {str(root): "{repository}", sys.prefix: "{python-env}", str(Path.home()): "~"}
-    data_dir = os.environ.get("MH_DATA_DIR")
-    if data_dir:
-        paths[data_dir] = paths[str(Path(data_dir).resolve())] = "{MH_DATA_DIR}"
-    return paths
-
-
-def output_digests(root: Path) -> dict[str, str]:
-    """SHA-256 of every file under figures/ and results/tables/, by path relative to ``root``."""
-    return {
-        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for folder in ("figures", "results/tables", "results/timings")
-        for path in sorted((root / folder).glob("*"))
-        if path.is_file()
-    }
-
-
 @contextlib.contextmanager
 def kernel_environment(data_dir: str | None, staging: Path | None = None):
     """Environment the notebook kernels inherit: no progress bars, the data directory as $MH_DATA_DIR, the
@@ -280,7 +236,8 @@ def execute(name: str, root: Path, parameters: dict, data_dir: str | None) -> fl
     stage = root / "results" / "cache" / "staging" / name
     if stage.exists():
         shutil.rmtree(stage)  # a previous invocation's leftovers: staging holds only what reproduce wrote
-    executed = stage / "notebooks" / "executed" / f"{name}.ipynb"
+    profile = parameters["PROFILE"]
+    executed = stage / output_folder("executed", profile) / f"{name}.ipynb"
     executed.parent.mkdir(parents=True)
     try:
         with kernel_environment(data_dir, stage):
@@ -300,7 +257,7 @@ def execute(name: str, root: Path, parameters: dict, data_dir: str | None) -> fl
         if executed.exists():
             scrub_machine_paths(executed, machine_paths(root))
         shutil.move(str(stage), str(failed))
-        kept = failed / "notebooks" / "executed" / f"{name}.ipynb"
+        kept = failed / output_folder("executed", profile) / f"{name}.ipynb"
         where = f"the executed notebook showing the failing cell is {kept}" if kept.exists() else "it did not start"
         raise NotebookFailed(
             f"{name} failed ({type(error).__name__}: {str(error).strip()[:1500]}); its previous outputs are "
@@ -308,7 +265,7 @@ def execute(name: str, root: Path, parameters: dict, data_dir: str | None) -> fl
         ) from error
     # the staged files are about to be where the repository keeps them: say so in the outputs
     scrub_machine_paths(executed, {**machine_paths(root), str(stage): "{repository}"})
-    promote(stage, root, name)
+    promote(stage, root, name, profile)
     seconds = round(time.perf_counter() - begin, 1)
     print(f"[reproduce] {name} done in {seconds:.0f} s", flush=True)
     return seconds
@@ -323,7 +280,7 @@ def run_notebooks(
     fresh_runs: bool = False,
     download: bool = False,
 ) -> dict:
-    """Execute ``notebooks`` (default: all, in order) and write results/manifest.json, holding the checkout's
+    """Execute ``notebooks`` (default: all, in order) and write results/manifests/<profile>.json, holding the checkout's
     reproduce lock (``mh.repro.checkout_lock``) throughout.
 
     Raises CheckoutBusy or ReproduceInputError (nothing touched) or NotebookFailed (earlier notebooks' outputs in
@@ -338,10 +295,10 @@ def _run_locked(profile, data_dir: str | None, seed: int, notebooks, root: Path,
     notebooks = list(notebooks or NOTEBOOKS)
     if download:
         fetch_missing(datasets_read_by(notebooks), data_dir)
-    check_inputs(root, notebooks, data_dir)
-    manifest_path = root / "results" / "manifest.json"
-    fix = "restore it with git checkout results/manifest.json, or delete it to write a new one"
-    previous = read_json(manifest_path, "reproduce manifest", fix) if manifest_path.exists() else {}
+    check_inputs(root, notebooks, data_dir, resolved)
+    manifest_file = manifest_path(root, resolved)
+    fix = f"restore it with git checkout {manifest_file.relative_to(root)}, or delete it to write a new one"
+    previous = read_json(manifest_file, "reproduce manifest", fix) if manifest_file.exists() else {}
     if fresh_runs:
         supersede_profile_runs(root, resolved)
     runs_before = run_stamps(root, resolved)
@@ -353,7 +310,7 @@ def _run_locked(profile, data_dir: str | None, seed: int, notebooks, root: Path,
         # a partial re-run keeps the other notebooks' timings from the last full run
         timings = {**previous.get("notebooks_wall_seconds", {}), **timings}
     runs_after = run_stamps(root, resolved)
-    digests = output_digests(root)
+    digests = output_digests(root, resolved)
     this_run = {
         "notebooks_wall_seconds": timings,
         "total_wall_seconds": round(sum(timings.values()), 1),
@@ -366,10 +323,13 @@ def _run_locked(profile, data_dir: str | None, seed: int, notebooks, root: Path,
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as handle:
             handle.write(json.dumps({**run_manifest(resolved), **this_run, "outputs": "unchanged"}) + "\n")
-        print(f"[reproduce] every output is byte-identical to {manifest_path.name}'s: kept it; times in {log}")
+        print(f"[reproduce] every output is byte-identical to {manifest_file.name}'s: kept it; times in {log}")
         return {**previous, "this_run": this_run}
     manifest = run_manifest(resolved, **this_run, rerun=notebooks, output_sha256=digests)
-    write_json(manifest_path, manifest)
+    write_json(manifest_file, manifest)
+    readme = root / "README.md"
+    if readme.exists() and README_BEGIN in readme.read_text() and presented_profile(root) == resolved:
+        update_readme(root)  # the README shows the most trained profile present: this one
     return manifest
 
 

@@ -27,6 +27,7 @@ import nbformat
 from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.io import PROJECT_ROOT
 from mh.repro.browser import SiteNotCheckable, check_site
+from mh.repro.outputs import output_folder, presented_profile
 from mh.repro.reproduce import NOTEBOOKS
 
 TEMPLATE_DIR = Path(__file__).parent / "site_template"
@@ -65,7 +66,7 @@ def navigation(names: list[str], titles: dict[str, str], current: str) -> str:
     return f'<nav class="course">{"".join(links)}</nav>'
 
 
-def index_page(names: list[str], titles: dict[str, str], summaries: dict[str, str]) -> str:
+def index_page(names: list[str], titles: dict[str, str], summaries: dict[str, str], profile: str) -> str:
     items = "\n".join(
         f'<li><a href="{name}.html">{html.escape(titles[name])}</a><br><span>{html.escape(summaries[name])}</span></li>'
         for name in names
@@ -79,7 +80,9 @@ li {{ margin-bottom: 0.9em; }} li span {{ color: #555; font-size: 0.92em; }}
 <body>
 <h1>MambaHash companion: the course</h1>
 <p>The notebooks of <code>mambahash-companion</code>, executed by <code>make reproduce</code>, in reading order.
-Every number in them says where it came from: the paper, or a run of this project under a named profile.</p>
+Every number in them says where it came from: the paper, or a run of this project under a named profile.
+These pages show the <strong>{html.escape(profile)}</strong> profile's run (the most trained profile whose outputs
+are in the repository).</p>
 <p><strong>Paper.</strong> {PAPER}</p>
 <ol>
 {items}
@@ -117,12 +120,20 @@ def relink(source: str, notebooks_dir: Path, out: Path) -> str:
 
 
 def build_site(out: Path | None = None, executed: Path | None = None) -> list[Path]:
-    """Write ``out``/index.html, one page per executed notebook and the local MathJax; returns the pages."""
+    """Write ``out``/index.html, one page per executed notebook and the local MathJax; returns the pages.
+    ``executed``: notebooks/executed/<profile>/ (default: the most trained profile present,
+    ``mh.repro.outputs.presented_profile``)."""
     import jupyter_server_mathjax
     from nbconvert import HTMLExporter
 
     out = Path(out or PROJECT_ROOT / "site")
-    executed = Path(executed or PROJECT_ROOT / "notebooks" / "executed")
+    if executed is None:
+        try:
+            profile = presented_profile(PROJECT_ROOT)
+        except FileNotFoundError as error:
+            raise SiteError(str(error)) from None
+        executed = PROJECT_ROOT / output_folder("executed", profile)
+    executed = Path(executed)
     missing = [name for name in NOTEBOOKS if not (executed / f"{name}.ipynb").exists()]
     if missing:
         raise SiteError(f"{executed} lacks the executed notebooks {missing}: run make reproduce first")
@@ -137,7 +148,7 @@ def build_site(out: Path | None = None, executed: Path | None = None) -> list[Pa
         mathjax_url=f"{MATHJAX_DIR}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe",
     )
     pages = []
-    notebooks_dir = executed.parent
+    notebooks_dir = executed.parent.parent  # notebooks/executed/<profile>/ → notebooks/
     shutil.copytree(notebooks_dir / "solutions", out / "solutions", dirs_exist_ok=True)
     for name, notebook in notebooks.items():
         for cell in notebook.cells:
@@ -149,7 +160,8 @@ def build_site(out: Path | None = None, executed: Path | None = None) -> list[Pa
         page.write_text(body, encoding="utf-8")
         pages.append(page)
     summaries = {name: first_paragraph(nb) for name, nb in notebooks.items()}
-    (out / "index.html").write_text(index_page(list(NOTEBOOKS), titles, summaries), encoding="utf-8")
+    index = index_page(list(NOTEBOOKS), titles, summaries, executed.name)
+    (out / "index.html").write_text(index, encoding="utf-8")
     return pages
 
 

@@ -42,29 +42,58 @@ def mpvh_paper_numbers(table: str | None = None, path: Path = MPVH_PAPER_FILE) -
     return frame.assign(source=MPVH_PAPER_SOURCE)
 
 
+RUN_COLUMNS = ["dataset", "model", "bits", "seed", "map", "best_on_query", "profile", "device", "run"]
+
+
 def measured_runs(runs_dir: str | Path, models=None) -> pd.DataFrame:
-    """One row per finished run under ``runs_dir`` (metrics.json + manifest.json): dataset, model, bits, mAP,
-    profile, device, run. ``models``: keep only runs of these registry names (a profile's runs folder also
-    holds the runs of other notebooks, e.g. notebook 08's MpVH, which the MambaHash tables do not list)."""
+    """One row per finished run under ``runs_dir`` (metrics.json, config.json, manifest.json): dataset, model,
+    bits, training seed, mAP (last epoch), best_on_query (the released code's pick: the best evaluated epoch on
+    the query set), profile, device, run. ``models``: keep only runs of these registry names (a profile's runs
+    folder also holds the runs of other notebooks, e.g. notebook 08's MpVH, which the MambaHash tables do not
+    list)."""
     rows = []
     for metrics_path in sorted(Path(runs_dir).glob("*/metrics.json")):
         metrics = json.loads(metrics_path.read_text())
         if models is not None and metrics["model"] not in models:
             continue
-        manifest_path = metrics_path.with_name("manifest.json")
+        manifest_path, config_path = metrics_path.with_name("manifest.json"), metrics_path.with_name("config.json")
         manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+        config = json.loads(config_path.read_text()) if config_path.exists() else {}
         rows.append(
             {
                 "dataset": metrics["dataset"],
                 "model": metrics["model"],
                 "bits": metrics["bits"],
+                "seed": config.get("seed"),
                 "map": metrics["map"],
+                "best_on_query": metrics.get("best_on_query", metrics["map"]),
                 "profile": metrics["profile"],
                 "device": manifest.get("device"),
                 "run": metrics_path.parent.name,
             }
         )
-    return pd.DataFrame(rows, columns=["dataset", "model", "bits", "map", "profile", "device", "run"])
+    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+
+
+def over_seeds(measured: pd.DataFrame, value: str = "map") -> pd.DataFrame:
+    """Runs that differ only in their training seed, summarised: one row per (dataset, model, bits, profile)
+    with ``mean``, ``std`` (sample standard deviation; NaN for one seed), ``min``, ``max`` and ``seeds`` (how
+    many) of ``value``, plus ``label`` (the paper's name of the model)."""
+    keys = ["dataset", "model", "bits", "profile"]
+    summary = (
+        measured.groupby(keys, sort=False)[value]
+        .agg(mean="mean", std="std", min="min", max="max", seeds="count")
+        .reset_index()
+    )
+    summary.insert(2, "label", summary["model"].map(MODEL_LABELS).fillna(summary["model"]))
+    return summary
+
+
+def mean_and_spread(mean: float, std: float, seeds: int, digits: int = 3) -> str:
+    """ "0.412 ± 0.011 (3 seeds)": a table cell of a mean over seeds and its sample standard deviation."""
+    if seeds < 2 or pd.isna(std):
+        return f"{mean:.{digits}f} (1 seed)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} ({seeds} seeds)"
 
 
 def _by_bits(frame: pd.DataFrame, index: str, values: str) -> pd.DataFrame:
@@ -82,31 +111,41 @@ def table1(
     order_by: str = "48 bits",
 ) -> pd.DataFrame:
     """Table 1's ``dataset`` column: the paper's methods (sorted by ``order_by``) and this project's ``model``
-    as a last row labelled ``measured: <measured_label>``; bit lengths as columns."""
+    as a row of means over its training seeds labelled ``measured: <measured_label>``, followed by a row of the
+    seeds' sample standard deviations (``± over N seeds``); bit lengths as columns."""
     paper = paper_numbers("table1").query("dataset == @dataset")
     rows = _by_bits(paper, "method", "value").sort_values(order_by).reset_index()
     rows.insert(1, "source", "paper")
     ours = measured.query("dataset == @dataset and model == @model")
     if not ours.empty:
-        ours = _by_bits(ours, "model", "map").reset_index(drop=True)
-        ours = ours.assign(method=f"{MODEL_LABELS[model]} (this project)", source=f"measured: {measured_label}")
-        rows = pd.concat([rows, ours], ignore_index=True)
+        summary = over_seeds(ours)
+        label = f"{MODEL_LABELS[model]} (this project)"
+        seeds = "/".join(str(count) for count in summary.sort_values("bits")["seeds"])
+        mean = _by_bits(summary, "model", "mean").reset_index(drop=True)
+        spread = _by_bits(summary, "model", "std").reset_index(drop=True)
+        mean = mean.assign(method=f"{label}, mean", source=f"measured: {measured_label}")
+        spread = spread.assign(method=f"{label}, ± std over seeds ({seeds})", source=f"measured: {measured_label}")
+        rows = pd.concat([rows, mean, spread], ignore_index=True)
     return rows
 
 
 def side_by_side(paper: pd.DataFrame, measured: pd.DataFrame, dataset: str = "cifar10") -> pd.DataFrame:
-    """Paper mAP beside measured mAP for ``dataset``, one row per (method, bits); measured cells carry their profile.
+    """Paper mAP beside measured mAP for ``dataset``, one row per (method, bits): the measured mean over the
+    training seeds, its sample standard deviation (``± std``) and the number of seeds; measured cells carry
+    their profile.
 
     ``paper`` has columns method (model names as in ``measured``), bits, value.
     """
     paper = paper[paper["dataset"] == dataset][["method", "bits", "value"]].rename(
         columns={"method": "model", "value": "paper mAP"}
     )
-    measured = measured[measured["dataset"] == dataset][["model", "bits", "map", "profile"]].rename(
-        columns={"map": "measured mAP", "profile": "measured under"}
-    )
-    merged = paper.merge(measured, on=["model", "bits"], how="left")
+    ours = measured[measured["dataset"] == dataset]
+    summary = over_seeds(ours) if not ours.empty else pd.DataFrame(columns=["model", "bits", "mean", "std", "seeds"])
+    summary = summary.rename(columns={"mean": "measured mAP", "std": "± std", "profile": "measured under"})
+    columns = ["model", "bits", "measured mAP", "± std", "seeds", "measured under"]
+    merged = paper.merge(summary.reindex(columns=columns), on=["model", "bits"], how="left")
     merged.insert(0, "method", merged["model"].map(MODEL_LABELS).fillna(merged["model"]))
+    merged["seeds"] = merged["seeds"].fillna(0).astype(int)
     merged["measured under"] = merged["measured under"].fillna("not measured under this profile")
     return merged.drop(columns="model")
 

@@ -33,20 +33,20 @@ import pandas as pd
 
 from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.config import TrainConfig
-from mh.data import HashingData, PoolSubset, build_transform
+from mh.data import TRANSFORM_STYLES, HashingData, PoolSubset, build_transform
 from mh.datasets import load_hashing_data
 from mh.io import PROJECT_ROOT, write_csv, write_json
 from mh.manifest import run_manifest
 from mh.profiles import PROFILES, resolve_profile
+from mh.schedules import RATE_SCHEDULES
 from mh.splits import SPLIT_SEED, stratified_subset
 from mh.train import fit
 
 TUNING_DIR = PROJECT_ROOT / "results" / "tuning"
 DEFAULT_GRID = ("rmsprop:2e-5,5e-5,1e-4,2e-4", "adam:3e-4")  # the paper's RMSprop at 2e-5 first
 DEFAULT_BATCH_SIZES = (16, 32)  # the paper's 32 (§4.1) and half of it
-DEFAULT_TRANSFORM_STYLES = ("paper", "released_cifar")
-SETTING_COLUMNS = ["optimizer", "lr", "batch_size", "transform_style", "warmup_steps", "clip_grad_norm"]
-TUNED_PROFILE_FIELDS = ("optimizer", "learning_rate", "batch_size", "transform_style", "epochs")
+SETTING_COLUMNS = ["optimizer", "lr", "batch_size", "transform_style", "warmup_steps", "clip_grad_norm", "schedule"]
+TUNED_PROFILE_FIELDS = ("optimizer", "learning_rate", "batch_size", "transform_style", "epochs", "schedule")
 EPOCHS_STUDY = "epochs"
 
 
@@ -59,6 +59,7 @@ class Setting(NamedTuple):
     transform_style: str
     warmup_steps: int = 0
     clip_grad_norm: float = 0.0
+    schedule: str = "constant"
 
 
 def validation_split(data: HashingData, size: int, database_size: int, seed: int = SPLIT_SEED) -> HashingData:
@@ -116,13 +117,15 @@ def sweep(
     runs_dir: Path = PROJECT_ROOT / "results" / "runs" / "tuning",
     database_size: int = 400,
     batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES,
-    transform_styles: tuple[str, ...] = DEFAULT_TRANSFORM_STYLES,
+    transform_styles: tuple[str, ...] = TRANSFORM_STYLES,
     epochs: int | None = None,
     stabilisers: tuple[tuple[int, float], ...] = ((0, 0.0),),
+    schedules: tuple[str, ...] = ("constant",),
 ) -> pd.DataFrame:
     """Validation mAP per epoch for every setting: (optimizer, rate) of ``grid`` ({optimizer: rates}) × batch
-    size × image pipeline × (warm-up steps, gradient-clipping norm) of ``stabilisers``, each trained ``epochs``
-    epochs (None: the profile's). Columns: the ``Setting`` fields, epoch, loss, validation_map."""
+    size × image pipeline × (warm-up steps, gradient-clipping norm) of ``stabilisers`` × rate ``schedules``,
+    each trained ``epochs`` epochs (None: the profile's). Columns: the ``Setting`` fields, epoch, loss,
+    validation_map."""
     profile = resolve_profile(profile_name)
     rows = []
     for style in transform_styles:
@@ -131,13 +134,13 @@ def sweep(
         )
         validation = validation_split(data, validation_size, database_size, seed)
         rates = [(name, rate) for name, rates in grid.items() for rate in rates]
-        for (optimizer, learning_rate), batch_size, (warmup, clip) in itertools.product(
-            rates, batch_sizes, stabilisers
+        for (optimizer, learning_rate), batch_size, (warmup, clip), schedule in itertools.product(
+            rates, batch_sizes, stabilisers, schedules
         ):
-            setting = Setting(optimizer, learning_rate, batch_size, style, warmup, clip)
+            setting = Setting(optimizer, learning_rate, batch_size, style, warmup, clip, schedule)
             print(
                 f"[tuning] {model} {bits} bits, {optimizer} lr {learning_rate:g}, batch {batch_size}, {style}, "
-                f"warm-up {warmup} steps, clip {clip:g}"
+                f"warm-up {warmup} steps, clip {clip:g}, {schedule} rate"
             )
             result = _train_setting(profile.name, model, bits, setting, validation, seed, runs_dir, epochs)
             rows += [
@@ -163,11 +166,13 @@ def _train_setting(
         optimizer=setting.optimizer,
         warmup_steps=setting.warmup_steps,
         clip_grad_norm=setting.clip_grad_norm,
+        schedule=setting.schedule,
         runs_dir=str(runs_dir),
         device="cpu",
         run_name=f"{profile}-{model}-{bits}bits-{setting.optimizer}-lr{setting.lr:g}-bs{setting.batch_size}-"
         f"{setting.transform_style}"
-        + (f"-warmup{setting.warmup_steps}-clip{setting.clip_grad_norm:g}" if setting[4:] != (0, 0.0) else "")
+        + (f"-warmup{setting.warmup_steps}-clip{setting.clip_grad_norm:g}" if setting[4:6] != (0, 0.0) else "")
+        + (f"-{setting.schedule}" if setting.schedule != "constant" else "")
         + (f"-{epochs}epochs" if epochs else ""),
     )
     run_dir = config.run_path()
@@ -213,6 +218,7 @@ def chosen_setting(curves: pd.DataFrame) -> Setting:
         str(best.get("transform_style", "paper")),
         int(best.get("warmup_steps", 0)),
         float(best.get("clip_grad_norm", 0.0)),
+        str(best.get("schedule", "constant")),
     )
 
 
@@ -234,6 +240,11 @@ def _committed(profile: str, model: str, bits: int, study: str | None, suffix: s
             how += " --grid <chosen optimizer:rate> --batch-sizes <chosen> --transform-styles <chosen> --epochs N"
         raise FileNotFoundError(f"{path} is missing: run {how}")
     return path
+
+
+def has_tuning(profile: str, study: str | None = None, model: str = "mambahash", bits: int = 48) -> bool:
+    """Whether ``profile`` has a committed sweep (or ``study``) for ``model`` at ``bits``."""
+    return tuning_path(profile, model, bits, study).with_suffix(".json").exists()
 
 
 def read_tuning(profile: str, model: str = "mambahash", bits: int = 48, study: str | None = None) -> pd.DataFrame:
@@ -259,6 +270,7 @@ def _record(args: argparse.Namespace, curves: pd.DataFrame, study: str | None) -
         "chosen_transform_style": choice.transform_style,
         "chosen_warmup_steps": choice.warmup_steps,
         "chosen_clip_grad_norm": choice.clip_grad_norm,
+        "chosen_schedule": choice.schedule,
         "criterion": "highest validation mAP after the last epoch",
         "epochs_per_setting": args.epochs or profile.epochs,
     }
@@ -281,14 +293,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bits", type=int, default=48)
     parser.add_argument("--grid", nargs="+", default=list(DEFAULT_GRID), help="optimizer:rate,rate … entries")
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=list(DEFAULT_BATCH_SIZES))
-    parser.add_argument(
-        "--transform-styles", nargs="+", choices=list(DEFAULT_TRANSFORM_STYLES), default=list(DEFAULT_TRANSFORM_STYLES)
-    )
+    parser.add_argument("--transform-styles", nargs="+", choices=list(TRANSFORM_STYLES), default=list(TRANSFORM_STYLES))
     parser.add_argument(
         "--stabilisers",
         nargs="+",
         default=["0:0"],
         help="warm-up steps:clipping norm pairs to try (0:0 is neither), e.g. 0:0 200:1",
+    )
+    parser.add_argument(
+        "--schedules", nargs="+", choices=list(RATE_SCHEDULES), default=["constant"], help="rate schedules to try"
     )
     parser.add_argument("--validation-size", type=int, default=200, help="validation queries")
     parser.add_argument("--database-size", type=int, default=400, help="validation database, never trained on")
@@ -318,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             database_size=args.database_size,
             epochs=args.epochs,
             stabilisers=parse_stabilisers(args.stabilisers),
+            schedules=tuple(args.schedules),
         )
     study = EPOCHS_STUDY if args.epochs else None
     path = tuning_path(args.profile, args.model, args.bits, study)

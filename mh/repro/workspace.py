@@ -3,10 +3,11 @@
     ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
     data = ws.data()                                  # CIFAR-10 train / query / database of the profile
     run = ensure_run(ws.train_config("mambahash", 48), data)   # mh.repro.run_cache: trained if missing
-    ws.save_figure(fig, "03_loss")          # figures/03_loss.png and .pdf
-    ws.save_table(frame, "04_table2_map")   # results/tables/04_table2_map.csv and .md
+    ws.save_figure(fig, "03_loss")          # figures/<profile>/03_loss.png and .pdf
+    ws.save_table(frame, "04_table2_map")   # results/tables/<profile>/04_table2_map.csv and .md
 
-Paths are relative to ``OUT_DIR`` (the repository root: ".." from ``notebooks/``, "." under papermill).
+Paths are relative to ``OUT_DIR`` (the repository root: ".." from ``notebooks/``, "." under papermill); each
+profile has its own output tree (``mh.repro.outputs``).
 Under ``make reproduce`` figures and tables go to a staging directory instead (``$MH_STAGING_DIR``, set by
 ``mh.repro.reproduce``), which replaces the notebook's previous outputs only when the whole notebook ran;
 runs, splits and timings are caches that stay under ``OUT_DIR``.
@@ -30,8 +31,10 @@ from mh.datasets import load_hashing_data
 from mh.encode import resolve_device
 from mh.io import atomic_output
 from mh.profiles import Profile, comparison_profile, resolve_profile
+from mh.repro.outputs import output_folder
 
 DATASET = "cifar10"  # the course's dataset
+HEADLINE = ("mambahash", 48)  # the network the profiles train under the most seeds
 
 
 @dataclass
@@ -45,11 +48,18 @@ class Workspace:
 
     @property
     def figures(self) -> Path:
-        return self._dir("figures", self.staging)
+        """figures/<profile>/ (under the staging directory during make reproduce)."""
+        return self._dir(output_folder("figures", self.profile.name), self.staging)
 
     @property
     def tables(self) -> Path:
-        return self._dir("results/tables", self.staging)
+        """results/tables/<profile>/ (under the staging directory during make reproduce)."""
+        return self._dir(output_folder("tables", self.profile.name), self.staging)
+
+    @property
+    def timings(self) -> Path:
+        """results/timings/<profile>/: measured timings, a cache kept with the profile's outputs."""
+        return self._dir(output_folder("timings", self.profile.name))
 
     @property
     def runs(self) -> Path:
@@ -68,7 +78,7 @@ class Workspace:
     def splits(self) -> Path:
         return self._dir("results/splits")
 
-    def _dir(self, relative: str, base: Path | None = None) -> Path:
+    def _dir(self, relative: str | Path, base: Path | None = None) -> Path:
         path = (base or self.root) / relative
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -89,17 +99,37 @@ class Workspace:
             self.splits,
         )
 
-    def train_config(self, model: str, bits: int, profile: Profile | None = None, **knobs) -> TrainConfig:
+    def training_seeds(self, model: str, bits: int, profile: Profile | None = None) -> list[int]:
+        """The training seeds of ``model`` at ``bits`` under ``profile`` (the workspace's unless given): the
+        workspace seed, +1, … — ``profile.headline_seeds`` of them for MambaHash-48, ``profile.seeds`` for the
+        rest. The split stays the workspace seed's; only initialisation, shuffling and augmentation change."""
+        profile = profile or self.profile
+        count = profile.headline_seeds if (model, bits) == HEADLINE else profile.seeds
+        return [self.seed + offset for offset in range(count)]
+
+    def table1_config(self, bits: int, seed: int | None = None) -> TrainConfig:
+        """The config of a Table 1 run (MambaHash at ``bits``, under the workspace's profile and ``seed``): the
+        headline 48-bit run of the first seed is evaluated after every epoch, so that notebook 04 can show what
+        the released code's pick of the best epoch on the query set would have reported; the others at the
+        profile's pace (an evaluation of the full protocol encodes 55,000 images)."""
+        first_seed = seed is None or seed == self.seed
+        eval_every = 1 if (HEADLINE[0], bits) == HEADLINE and first_seed else self.profile.eval_every
+        return self.train_config(HEADLINE[0], bits, seed=seed, eval_every=eval_every)
+
+    def train_config(
+        self, model: str, bits: int, profile: Profile | None = None, seed: int | None = None, **knobs
+    ) -> TrainConfig:
         """The training config of ``model`` at ``bits`` under ``profile`` (the workspace's unless given), with
-        the workspace's seed, device, data, split and runs folders; ``knobs`` override the profile's
-        (``epochs=…``, ``eval_every=…``: ``mh.profiles.KNOBS``)."""
+        the workspace's seed (or ``seed``), device, data, split and runs folders; ``knobs`` override the
+        profile's (``epochs=…``, ``eval_every=…``: ``mh.profiles.KNOBS``)."""
         profile = profile or self.profile
         return TrainConfig(
             dataset=DATASET,
             bits=bits,
             model=model,
             profile=profile.name,
-            seed=self.seed,
+            seed=self.seed if seed is None else seed,
+            split_seed=self.seed,
             data_dir=str(self.data_dir),
             runs_dir=str(self.runs_of(profile)),
             split_dir=str(self.splits),

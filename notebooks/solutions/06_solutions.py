@@ -41,7 +41,7 @@ assert torch.equal(centres, torch.sign(code).expand(10, -1))
 # %%
 vit = build_hashing_model("vit_l_32", 16, image_size=224, size="reduced")
 images, labels = torch.randn(1, 3, 224, 224), torch.tensor([0])
-target, captured = gradcam_target(vit), []
+target, captured = gradcam_target(vit, 224), []
 hook = target.layer.register_forward_hook(lambda module, inputs, output: captured.append(target.reshape(output)))
 maps = gradcam_maps(vit, images, labels, class_centres(vit, images, labels, 1))
 hook.remove()
