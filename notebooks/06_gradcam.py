@@ -115,10 +115,10 @@ for row, picture in enumerate(pictures):
 for column, (name, state) in enumerate(columns):
     axes[0, column].set_title("image" if name == "image" else f"{MODEL_LABELS[name]}\n{state}",
                               fontsize=9, color="black" if state != "untrained" else "0.45")
-missing = f"; no map at this size: {', '.join(unmapped)} (see the table)" if unmapped else ""
-fig.suptitle(f"Grad-CAM, target = similarity to the class-centre code, {BITS} bits, {image_size} px: trained "
+missing = f"\nno map of at least 4×4 positions at this size: {', '.join(unmapped)} (see the table)" if unmapped else ""
+fig.suptitle(f"Grad-CAM, target = similarity to the class-centre code, {BITS} bits, {image_size} px\ntrained "
              f"networks, untrained ones (grey titles) as a contrast{missing}\n{ws.label(compare)}",
-             fontweight="bold", fontsize=10)
+             fontweight="bold", fontsize=9)
 ws.save_figure(fig, "06_gradcam")
 plt.show()
 

@@ -69,3 +69,13 @@ def test_the_site_opens_in_headless_chromium_without_errors(site):
     assert result.returncode == 0, result.stderr
     assert (site / "_screenshots" / "index.png").stat().st_size > 10_000
     assert (site / "_screenshots" / "01_ssm_zoh_discretization.png").exists()
+
+
+def test_index_summaries_end_between_words():
+    import nbformat
+
+    from mh.repro.site import first_paragraph
+
+    long = "**What this shows.** " + " ".join(["selective"] * 80) + "\n\nnext"
+    summary = first_paragraph(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(long)]))
+    assert summary.endswith("selective …") and len(summary) <= 402

@@ -80,3 +80,9 @@ def test_runs_that_differ_in_their_seed_are_summarised_by_mean_and_sample_spread
     ours = table1(measured, "smoke: test").set_index("method")
     assert ours.loc["MambaHash (this project), mean", "48 bits"] == pytest.approx(0.32)
     assert ours.loc["MambaHash (this project), ± std over seeds (3)", "48 bits"] == pytest.approx(0.02)
+
+
+def test_table1_has_no_spread_row_for_a_single_seed(tmp_path):
+    write_run(tmp_path, "mambahash", 1, 0.3)
+    methods = list(table1(measured_runs(tmp_path), "smoke: test")["method"])
+    assert "MambaHash (this project), mean" in methods and not any("± std" in method for method in methods)

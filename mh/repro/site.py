@@ -98,7 +98,8 @@ def first_paragraph(notebook) -> str:
     source = notebook.cells[0].source if notebook.cells else ""
     match = re.search(r"\*\*What this shows\.\*\*(.*?)(\n#\s*\n|\n\n|$)", source, flags=re.S)
     text = match.group(1) if match else ""
-    return re.sub(r"[`*]", "", " ".join(text.split()))[:400]
+    plain = re.sub(r"[`*]", "", " ".join(text.split()))
+    return plain if len(plain) <= 400 else plain[:400].rsplit(" ", 1)[0] + " …"  # cut between words
 
 
 def relink(source: str, notebooks_dir: Path, out: Path) -> str:

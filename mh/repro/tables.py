@@ -111,8 +111,8 @@ def table1(
     order_by: str = "48 bits",
 ) -> pd.DataFrame:
     """Table 1's ``dataset`` column: the paper's methods (sorted by ``order_by``) and this project's ``model``
-    as a row of means over its training seeds labelled ``measured: <measured_label>``, followed by a row of the
-    seeds' sample standard deviations (``± over N seeds``); bit lengths as columns."""
+    as a row of means over its training seeds labelled ``measured: <measured_label>``, followed (when some bit
+    length has several seeds) by a row of the seeds' sample standard deviations; bit lengths as columns."""
     paper = paper_numbers("table1").query("dataset == @dataset")
     rows = _by_bits(paper, "method", "value").sort_values(order_by).reset_index()
     rows.insert(1, "source", "paper")
@@ -125,7 +125,8 @@ def table1(
         spread = _by_bits(summary, "model", "std").reset_index(drop=True)
         mean = mean.assign(method=f"{label}, mean", source=f"measured: {measured_label}")
         spread = spread.assign(method=f"{label}, ± std over seeds ({seeds})", source=f"measured: {measured_label}")
-        rows = pd.concat([rows, mean, spread], ignore_index=True)
+        several = (summary["seeds"] > 1).any()  # one seed has no spread: no row of empty cells
+        rows = pd.concat([rows, mean, *([spread] if several else [])], ignore_index=True)
     return rows
 
 
