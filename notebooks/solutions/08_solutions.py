@@ -72,7 +72,7 @@ for scale, expected in ((bits, 0.0), (bits / 2, (bits / 2) ** 2)):
 # **Prediction.** At layer 2 there is one routed expert, its normalised gate is 1, and it always passes.
 # With more experts the gate mass spreads: σ(4z) is near 1 for about half of them, so the largest gate is
 # about 2 / (l − 1) and falls below 0.6 once a few experts are confident. The passing rate drops fast with depth
-# and is small by layer 12 — in the paper's routing, late layers are fed by the shared expert alone.
+# and is small by layer 12: with scores this spread, the late layers would be fed by the shared expert alone.
 
 # %%
 torch.manual_seed(0)
