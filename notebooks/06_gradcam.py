@@ -116,9 +116,10 @@ for column, (name, state) in enumerate(columns):
     axes[0, column].set_title("image" if name == "image" else f"{MODEL_LABELS[name]}\n{state}",
                               fontsize=9, color="black" if state != "untrained" else "0.45")
 missing = f"\nno map of at least 4×4 positions at this size: {', '.join(unmapped)} (see the table)" if unmapped else ""
-fig.suptitle(f"Grad-CAM, target = similarity to the class-centre code, {BITS} bits, {image_size} px\ntrained "
-             f"networks, untrained ones (grey titles) as a contrast{missing}\n{ws.label(compare)}",
-             fontweight="bold", fontsize=9)
+title = (f"Grad-CAM, target = similarity to the class-centre code, {BITS} bits, {image_size} px\ntrained "
+         f"networks, untrained ones (grey titles) as a contrast{missing}\n{ws.label(compare)}")
+fig.suptitle(title, fontweight="bold", fontsize=9)
+fig.tight_layout(rect=(0, 0, 1, 1 - 0.17 * (title.count("\n") + 1) / fig.get_figheight()))  # title above the headers
 ws.save_figure(fig, "06_gradcam")
 plt.show()
 
