@@ -35,10 +35,10 @@ import torch
 from mh.scan import cuda_scan_available, selective_scan
 from mh.ssm import (DISCRETISATIONS, causal_convolution, convolution_kernel, exact_step_response,
                     run_recurrence, zoh_diagonal, zoh_matrix_exponential)
+from mh.repro.play import discretisation_explorer, step_response_figure
 from mh.repro.workspace import open_workspace
 
-ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
-print(ws.label())
+ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)  # nothing is trained here: no profile label
 
 # %% [markdown]
 # ## 1. The continuous system and its exact discretisation
@@ -91,6 +91,23 @@ ax.set_title("Discretisation error for a step input (4-state diagonal SSM)")
 ax.legend()
 ws.save_figure(fig, "01_discretisation_error")
 plt.show()
+
+# %% [markdown]
+# The same errors in time, at a coarse Δ = 0.25: each rule's step response beside the exact curve, and its
+# error at every step. Mamba's rule keeps Ā exact but drives with B̄ = Δb, so it stays first order like
+# Euler; bilinear is second order; ZOH sits at rounding.
+
+# %%
+step_response_figure(a, b, c, 0.25)
+plt.show()
+
+# %% [markdown]
+# **Try it** (in JupyterLab; the course site has no kernel, so there the picture above stands in): move Δ
+# and pick a rule. Where does Euler blow up? (Hint: its Ā = 1 + Δa leaves [−1, 1] for the fastest mode,
+# a = −6, once Δ > 1/3; ZOH's e^{Δa} never does.)
+
+# %%
+discretisation_explorer(a, b, c, delta=0.25)
 
 # %% [markdown]
 # ## 3. An LTI SSM is a convolution
@@ -180,18 +197,22 @@ if torch.cuda.is_available() and cuda_scan_available():
 else:
     print("cuda backend not available here (no GPU or no mamba-ssm): skipped")
 backends = pd.DataFrame(rows)
-ws.save_table(backends, "01_scan_backends", f"Selective-scan backends vs the reference loop ({ws.label()}).")
+ws.save_table(backends, "01_scan_backends", "Selective-scan backends vs the reference loop (measured here; devices in the table).")
 backends
 
 # %% [markdown]
 # ## Exercises
 #
-# Predict first, then change a line above or write a few lines below and check.
+# Predict first, then change a line above or write a few lines below and check. The experiment
+# changes a setting and runs it at smoke scale: write your prediction down before you run it.
 #
 # 1. **The Δ → 0 limit.** Shrink the step size Δ tenfold, twice. Predict how the gap between the exact ZOH
 #    Ā = e^{Δa} and forward Euler's 1 + Δa shrinks, and what B̄/Δ tends to; then compute it with
 #    `mh.ssm.zoh_diagonal` and `mh.ssm.euler`.
 # 2. **Recurrence or convolution?** Fix Δ, B, C (no selectivity). Predict the largest difference between
 #    `mh.ssm.run_recurrence` and the causal convolution with `mh.ssm.convolution_kernel` on 32 random inputs.
+# 3. **Experiment: how long does the state remember?** In §4, replace the input by a single marked token
+#    (u = 3 at token 10, zero elsewhere) and scan it with a constant Δ of 0.02, 0.05 and 0.5. Predict, before
+#    running, how many tokens the output stays above half its peak for each Δ, then measure it.
 #
 # Worked solutions: [`solutions/01_solutions.py`](solutions/01_solutions.py) (run by the test suite).

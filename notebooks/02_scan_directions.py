@@ -117,12 +117,16 @@ pivot
 # %% [markdown]
 # ## Exercises
 #
-# Predict first, then change a line above or write a few lines below and check.
+# Predict first, then change a line above or write a few lines below and check. The experiment
+# changes a setting and runs it at smoke scale: write your prediction down before you run it.
 #
 # 1. **Vertical neighbours in a row scan.** Predict how many scan steps separate a cell from the cell below
 #    it in the row-major order of an H × W map, and check it with `mh.directions.to_sequence`.
 # 2. **A fifth order.** Write the snake (boustrophedon) scan — every other row reversed — with
 #    `to_sequence`/`to_grid` and a flip. Predict its number of jumps (consecutive steps that are not grid
 #    neighbours) against the row scan's, and check that undoing it gives the map back.
+# 3. **Experiment: the row scan on the four stage sizes.** Rerun §3's count on the maps of MambaHash's four
+#    stages at 224 px (56, 28, 14 and 7 tokens a side). Predict the share of jump steps and how many scan
+#    steps separate a token from the token below it in the row and in the column scan, then measure both.
 #
 # Worked solutions: [`solutions/02_solutions.py`](solutions/02_solutions.py) (run by the test suite).

@@ -273,12 +273,16 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
-# Predict first, then change a line above or write a few lines below and check.
+# Predict first, then change a line above or write a few lines below and check. The experiment
+# changes a setting and runs it at smoke scale: write your prediction down before you run it.
 #
 # 1. **Collapsed codes.** A too-high learning rate makes every image's code the same. Predict the mAP of
 #    such codes on a database of ten balanced classes (ties are broken by database position), and compute it
 #    with `mh.metrics.mean_average_precision`.
 # 2. **One step of the memory bank.** Predict which rows of `DPSHLoss.bank_codes` change after
 #    `update_bank(codes, labels, positions)` for a batch of three, and check.
+# 3. **Experiment: how strong should the quantisation term be?** Train a small tanh hash layer on synthetic
+#    class clusters with `DPSHLoss` at η = 0, 0.01 and 1 (same initial weights). Predict how the quantisation
+#    error and the mAP of the sign codes move with η, then train the three and compare.
 #
 # Worked solutions: [`solutions/03_solutions.py`](solutions/03_solutions.py) (run by the test suite).

@@ -258,11 +258,15 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# Predict first, then change a line above or write a few lines below and check.
+# Predict first, then change a line above or write a few lines below and check. The experiment
+# changes a setting and runs it at smoke scale: write your prediction down before you run it.
 #
 # 1. **Read Table 1.** Predict which method the paper ranks first on CIFAR-10 at each bit length and whether
 #    its margin over the runner-up exceeds two mAP points; check with `mh.repro.tables.paper_numbers`.
 # 2. **Perfect codes.** Give every image its class's code (class codes more than 2 bits apart). Predict
 #    P@H≤2 and mAP, and compute them with `mh.metrics`.
+# 3. **Experiment: noisy codes at 16 and 64 bits.** Give images their class's random code with 20 % of the
+#    bits flipped, at 16 and at 64 bits. Predict which bit length has the higher mAP and which the higher
+#    P@H≤2, then compute both — and compare with how P@H≤2 moves in the paper's tables.
 #
 # Worked solutions: [`solutions/04_solutions.py`](solutions/04_solutions.py) (run by the test suite).

@@ -159,11 +159,14 @@ skipped
 # %% [markdown]
 # ## Exercises
 #
-# Predict first, then change a line above or write a few lines below and check.
+# Predict first, then change a line above or write a few lines below and check. The experiment
+# changes a setting and runs it at smoke scale: write your prediction down before you run it.
 #
 # 1. **AFEM from 48 to 64 bits.** λ doubles from 8 to 16. Predict by how much AFEM's parameter count grows
 #    (which parts grow linearly in λ, which quadratically?), then count it.
 # 2. **The hash layer's FLOPs.** Predict fvcore's count for Linear(512, 48) on one pooled vector, and check
 #    it with `fvcore.nn.FlopCountAnalysis`.
+# 3. **Experiment: FLOPs against image size.** Count the reduced MambaHash at 32, 64 and 128 px with
+#    `counted_analysis`. Predict the ratio per doubling of the side (4× or 16×?), then count.
 #
 # Worked solutions: [`solutions/05_solutions.py`](solutions/05_solutions.py) (run by the test suite).

@@ -116,20 +116,24 @@ for column, (name, state) in enumerate(columns):
     axes[0, column].set_title("image" if name == "image" else f"{MODEL_LABELS[name]}\n{state}",
                               fontsize=9, color="black" if state != "untrained" else "0.45")
 missing = f"\nno map of at least 4×4 positions at this size: {', '.join(unmapped)} (see the table)" if unmapped else ""
-fig.suptitle(f"Grad-CAM, target = similarity to the class-centre code, {BITS} bits, {image_size} px\ntrained "
-             f"networks, untrained ones (grey titles) as a contrast{missing}\n{ws.label(compare)}",
-             fontweight="bold", fontsize=9)
+title = (f"Grad-CAM, target = similarity to the class-centre code, {BITS} bits, {image_size} px\ntrained "
+         f"networks, untrained ones (grey titles) as a contrast{missing}\n{ws.label(compare)}")
+fig.suptitle(title, fontweight="bold", fontsize=9)
+fig.tight_layout(rect=(0, 0, 1, 1 - 0.17 * (title.count("\n") + 1) / fig.get_figheight()))  # title above the headers
 ws.save_figure(fig, "06_gradcam")
 plt.show()
 
 # %% [markdown]
 # ## Exercises
 #
-# Predict first, then change a line above or write a few lines below and check.
+# Predict first, then change a line above or write a few lines below and check. The experiment
+# changes a setting and runs it at smoke scale: write your prediction down before you run it.
 #
 # 1. **A network that ignores its input.** If every image gets the same code, what are the class centres
 #    (`mh.repro.gradcam.class_centres`)? What does that mean for the Grad-CAM target?
 # 2. **How coarse is a ViT-L/32 map?** Predict the shape of the target layer's map at 224 px after the
 #    reshape that `gradcam_target` gives, and check it with a forward hook.
+# 3. **Experiment: which layer at which size?** Ask `gradcam_target` for ResNet-50's layer at 32, 64, 128
+#    and 224 px. Predict the stage it picks and the side of its map at each size, then measure the map.
 #
 # Worked solutions: [`solutions/06_solutions.py`](solutions/06_solutions.py) (run by the test suite).

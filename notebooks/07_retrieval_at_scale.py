@@ -49,6 +49,7 @@ import seaborn as sns
 
 from mh.codes import load_code_sets
 from mh.metrics import mean_average_precision, query_average_precisions, showcase_queries
+from mh.repro.play import draw_query_row, neighbour_explorer
 from mh.repro.run_cache import ensure_run
 import mh.repro.scaling
 import mh.search
@@ -56,7 +57,6 @@ from mh.repro.scaling import bit_balance, scaling_study
 from mh.repro.timings import cached_measurement, describe_measurement
 from mh.repro.workspace import open_workspace
 from mh.search import CodeIndex, build_run_index, index_mean_average_precision
-from mh.splits import CIFAR10_CLASSES
 
 ws = open_workspace(PROFILE, SEED, DEVICE, DATA_DIR, OUT_DIR)
 profile = ws.profile
@@ -94,23 +94,10 @@ aps = query_average_precisions(query.codes, sets["database"].codes, query.labels
 shown = dict(zip(["best AP", "median AP", "worst AP"], showcase_queries(aps)))
 rows, fig, axes = [], *plt.subplots(len(shown), 11, figsize=(16, 2.3 * len(shown)), squeeze=False)
 for row_axes, (rule, query_position) in zip(axes, shown.items()):
-    distances, positions = index.search(query.packed[query_position : query_position + 1], k=10)
-    query_class = int(query.labels[query_position].argmax())
-    classes = [CIFAR10_CLASSES[int(index.labels[p].argmax())] for p in positions[0]]
-    same = [name == CIFAR10_CLASSES[query_class] for name in classes]
-    rows.append({"shown as": rule, "query position": query_position, "class": CIFAR10_CLASSES[query_class],
-                 "AP": round(float(aps[query_position]), 4), "same class in top 10": sum(same),
-                 "Hamming distances": " ".join(map(str, distances[0]))})
-    row_axes[0].imshow(data.query.image(query_position))
-    row_axes[0].set_title(f"{rule}\n{CIFAR10_CLASSES[query_class]}, AP {aps[query_position]:.2f}", fontsize=8)
-    for ax, position, distance, hit in zip(row_axes[1:], positions[0], distances[0], same):
-        ax.imshow(data.database.image(position))
-        colour = "tab:green" if hit else "tab:red"
-        ax.set_title(f"d={distance}", fontsize=8, color=colour)
-        for spine in ax.spines.values():
-            spine.set_edgecolor(colour); spine.set_linewidth(3)
-for ax in axes.flat:
-    ax.set_xticks([]); ax.set_yticks([])
+    facts = draw_query_row(row_axes, index, query, data, query_position, rule, float(aps[query_position]))
+    rows.append({"shown as": rule, "query position": query_position, "class": facts["class"],
+                 "AP": round(float(aps[query_position]), 4), "same class in top 10": facts["same class in top 10"],
+                 "Hamming distances": facts["Hamming distances"]})
 fig.suptitle(f"FAISS flat index, {BITS}-bit MambaHash codes — {ws.label()}", fontweight="bold", y=1.02)
 ws.save_figure(fig, "07_query_top10")
 plt.show()
@@ -127,6 +114,13 @@ showcase
 for row in showcase.itertuples(index=False):
     print(f"{row[0]}: a {row[2]} query (AP {row[3]:.2f}) finds {row[4]} of 10 of its class in its top 10, "
           f"at Hamming distances {row[5]}")
+
+# %% [markdown]
+# **Try it** (in JupyterLab; the course site has no kernel, so there the three rows above stand in): slide
+# through the queries and watch where the red frames come from — which classes does this network confuse?
+
+# %%
+neighbour_explorer(index, query, data, aps)
 
 # %% [markdown]
 # ## 3. Scaling: build time, latency, throughput and recall of every index type
@@ -206,11 +200,15 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
-# Predict first, then change a line above or write a few lines below and check.
+# Predict first, then change a line above or write a few lines below and check. The experiment
+# changes a setting and runs it at smoke scale: write your prediction down before you run it.
 #
 # 1. **A radius-1 lookup.** Put a query's exact copy and its 64 one-bit neighbours into 10,000 random 64-bit
 #    codes. Predict how many items `CodeIndex.within_radius(query, radius=1)` returns, and their distances.
 # 2. **Memory of a million codes.** Predict the bytes of a million packed 64-bit codes, and compare with
 #    64-dimensional float32 vectors.
+# 3. **Experiment: how full is a radius-2 ball?** Index 100,000 random codes of 16 bits, then of 64 bits,
+#    and look up 20 random queries within radius 2. Predict the number of hits per query for each length,
+#    then measure it.
 #
 # Worked solutions: [`solutions/07_solutions.py`](solutions/07_solutions.py) (run by the test suite).

@@ -282,7 +282,8 @@ table3
 # %% [markdown]
 # ## Exercises
 #
-# Predict first, then change a line above or write a few lines below and check.
+# Predict first, then change a line above or write a few lines below and check. The experiment
+# changes a setting and runs it at smoke scale: write your prediction down before you run it.
 #
 # 1. **How many experts can ε = 0.6 let through?** Normalised gates sum to 1. Predict the largest number of
 #    routed experts that can pass at ε = 0.6 and at ε = 0.3, whatever the scores — then try random scores
@@ -292,5 +293,8 @@ table3
 # 3. **The scale k of L_H.** With k = K/2 instead of K, predict the inner product h_iᵀh_j a similar pair
 #    is pulled towards, and what that means for the Hamming distance of their codes; check with
 #    `PairwiseRegressionLoss(..., scale=K / 2)` on two identical codes.
+# 4. **Experiment: a routed expert, early and late.** Layer l routes over the l − 1 earlier prompts. With
+#    scores drawn as 4 · N(0, 1), predict how often an expert passes ε = 0.6 at layer 2 and at layer 12 and
+#    how the rate moves in between, then draw 10,000 images per layer and count.
 #
 # Worked solutions: [`solutions/08_solutions.py`](solutions/08_solutions.py) (run by the test suite).

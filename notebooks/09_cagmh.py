@@ -273,7 +273,8 @@ plt.show()
 # %% [markdown]
 # ## Exercises
 #
-# Predict first, then change a line above or write a few lines below and check.
+# Predict first, then change a line above or write a few lines below and check. The experiment
+# changes a setting and runs it at smoke scale: write your prediction down before you run it.
 #
 # 1. **Hadamard centres.** With K = 16 and CIFAR-10's 10 classes, predict the Hamming distance between any two
 #    class centres of `mh.family.cagmh_losses.hadamard_centres(10, 16)`, and what changes for K = 16 and 40 classes
@@ -282,5 +283,8 @@ plt.show()
 #    (|ũ| − 1)³ and of the fixed (1 − |ũ|)³ with respect to ũ, and which one moves ũ towards 1.
 # 3. **A batch of one.** In the released mode (`sequence_axis="batch"`), predict whether a sample's code in a
 #    batch of one equals its code when it comes first in a larger batch, and when it comes last.
+# 4. **Experiment: chance for each mosaic design.** Predict the chance mAP of 2- and 4-tile mosaics under
+#    both relevance rules (a shared class, the same class set), then draw the tiles' classes for 1,000
+#    queries and 4,000 database mosaics and compute `mh.metrics.chance_map` for all four designs.
 #
 # Worked solutions: [`solutions/09_solutions.py`](solutions/09_solutions.py) (run by the test suite).

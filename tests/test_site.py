@@ -5,13 +5,14 @@ import subprocess
 import sys
 from urllib.parse import urlparse
 
+import nbformat
 import pytest
 
 from mh.io import PROJECT_ROOT
 from mh.repro.browser import find_chromium
 from mh.repro.outputs import output_folder, presented_profile
 from mh.repro.reproduce import NOTEBOOKS
-from mh.repro.site import SiteError, build_site
+from mh.repro.site import WIDGET_NOTE, WIDGET_VIEW, SiteError, build_site, without_widget_views
 
 PRESENTED = presented_profile(PROJECT_ROOT)
 EXECUTED = PROJECT_ROOT / output_folder("executed", PRESENTED)
@@ -79,3 +80,14 @@ def test_index_summaries_end_between_words():
     long = "**What this shows.** " + " ".join(["selective"] * 80) + "\n\nnext"
     summary = first_paragraph(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(long)]))
     assert summary.endswith("selective …") and len(summary) <= 402
+
+
+def test_a_page_replaces_widget_views_by_a_note_and_keeps_the_static_picture():
+    picture = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})
+    widget = nbformat.v4.new_output(
+        "display_data", data={WIDGET_VIEW: {"model_id": "abc"}, "text/plain": "interactive(children=(...))"}
+    )
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("explorer", outputs=[picture, widget])])
+    outputs = without_widget_views(notebook).cells[0].outputs
+    assert [list(output.data) for output in outputs] == [["image/png"], ["text/html"]]
+    assert outputs[1].data["text/html"] == WIDGET_NOTE and "interactive(" not in str(outputs)

@@ -16,7 +16,9 @@ SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("*_solutions.py"))
 def test_each_notebook_ends_with_exercises_that_link_their_solutions(name):
     source = (NOTEBOOK_DIR / f"{name}.py").read_text()
     exercises = source[source.rindex("## Exercises") :]
-    assert len(re.findall(r"^# \d\. \*\*", exercises, flags=re.M)) in (2, 3)
+    titles = re.findall(r"^# \d\. \*\*(.+?)\*\*", exercises, flags=re.M)
+    assert len(titles) in (3, 4)
+    assert any(title.startswith("Experiment:") for title in titles), "each notebook asks for one experiment"
     linked = re.findall(r"\]\((solutions/\w+\.py)\)", exercises)
     assert linked and all((NOTEBOOK_DIR / path).exists() for path in linked)
 

@@ -9,7 +9,8 @@ mkdocs-jupyter would add a site generator and a theme for the same pages.) The `
 (``site_template/``) extends nbconvert's lab template and drops what it loads from CDNs: require.js and
 mermaid are not needed, and MathJax comes from the copy that the ``jupyter-server-mathjax`` package ships,
 copied into ``site/_static/mathjax``. Figures are already inline in the executed notebooks (data URIs).
-Links between notebooks (``03_training.ipynb``) become links between pages, the worked solutions are copied
+Widget views (``mh.repro.play``) need a kernel: a page replaces each with a note. Links between notebooks
+(``03_training.ipynb``) become links between pages, the worked solutions are copied
 beside them, and other repository files are linked where they lie; ``site/index.html`` lists the course in
 order with the paper's reference.
 """
@@ -120,6 +121,27 @@ def relink(source: str, notebooks_dir: Path, out: Path) -> str:
     return MARKDOWN_LINK.sub(target, source)
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = (
+    '<p class="widget-note"><em>Interactive controls here: they need a live kernel. Open this notebook in '
+    "JupyterLab (<code>make lab</code>) to use them; the static picture above shows their default.</em></p>"
+)
+
+
+def without_widget_views(notebook):
+    """Replace every ipywidgets view in ``notebook``'s outputs (they need a live kernel; a static page would show
+    their text form, ``interactive(children=…)``) by one note that says where to use them. Edits in place and
+    returns the notebook."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = [output for output in cell.get("outputs", []) if WIDGET_VIEW not in output.get("data", {})]
+        if len(outputs) < len(cell.get("outputs", [])):
+            outputs.append(nbformat.v4.new_output("display_data", data={"text/html": WIDGET_NOTE}))
+        cell["outputs"] = outputs
+    return notebook
+
+
 def build_site(out: Path | None = None, executed: Path | None = None) -> list[Path]:
     """Write ``out``/index.html, one page per executed notebook and the local MathJax; returns the pages.
     ``executed``: notebooks/executed/<profile>/ (default: the most trained profile present,
@@ -152,6 +174,7 @@ def build_site(out: Path | None = None, executed: Path | None = None) -> list[Pa
     notebooks_dir = executed.parent.parent  # notebooks/executed/<profile>/ → notebooks/
     shutil.copytree(notebooks_dir / "solutions", out / "solutions", dirs_exist_ok=True)
     for name, notebook in notebooks.items():
+        without_widget_views(notebook)
         for cell in notebook.cells:
             if cell.cell_type == "markdown":
                 cell.source = relink(cell.source, notebooks_dir, out)

@@ -5,8 +5,11 @@
 # (`tests/test_solutions.py`), so a solution that stops being true fails CI.
 
 # %%
+import math
+
 import torch
 
+from mh.scan import selective_scan
 from mh.ssm import causal_convolution, convolution_kernel, euler, run_recurrence, zoh_diagonal
 
 torch.manual_seed(0)
@@ -43,3 +46,28 @@ recurrent = run_recurrence(decay, drive, c, inputs)
 convolved = causal_convolution(convolution_kernel(decay, drive, c, len(inputs)), inputs)
 print("max |recurrence − convolution| =", (recurrent - convolved).abs().max().item())
 assert torch.allclose(recurrent, convolved, atol=1e-12)
+
+# %% [markdown]
+# ## Exercise 3 — experiment: how long does the state remember?
+#
+# **Setting changed.** §4 scans one channel with A = −1, B = C = 1 and a constant Δ. Write a single marked
+# token (u = 3 at token 10, zero elsewhere) and scan it with Δ = 0.02, 0.05 and 0.5.
+#
+# **Prediction.** With Mamba's rule the token writes Δ·u into the state, which then decays by e^{−Δ} each
+# step. So the output halves every ln 2 / Δ tokens: about 35 tokens at Δ = 0.02, 14 at Δ = 0.05 and 1.4 at
+# Δ = 0.5 — a tenfold larger Δ forgets ten times faster (and writes ten times louder).
+
+# %%
+length, marked = 120, 10
+impulse = torch.zeros(1, 1, length)
+impulse[0, 0, marked] = 3.0
+ones = torch.ones(1, 1, length)
+for delta in (0.02, 0.05, 0.5):
+    output = selective_scan(impulse, torch.full_like(impulse, delta), -torch.ones(1, 1), ones, ones,
+                            backend="reference")[0, 0]
+    peak = output[marked].item()
+    half_life = int((output[marked:] >= peak / 2).sum().item())  # tokens until the output falls below half
+    print(f"Δ = {delta}: peak {peak:.3f} (Δ·u = {3 * delta:.3f}), above half for {half_life} tokens, "
+          f"ln 2 / Δ = {math.log(2) / delta:.1f}")
+    assert math.isclose(peak, 3 * delta, rel_tol=1e-5)
+    assert half_life == math.ceil(math.log(2) / delta)

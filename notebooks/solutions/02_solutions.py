@@ -4,7 +4,7 @@
 # %%
 import torch
 
-from mh.directions import neighbour_kinds, to_grid, to_sequence
+from mh.directions import neighbour_kinds, to_grid, to_sequence, visit_order
 
 height, width = 4, 6
 grid = torch.arange(height * width, dtype=torch.float32).reshape(1, 1, height, width)
@@ -39,5 +39,31 @@ assert torch.equal(back, grid)
 cells = snake_sequence[0, 0].long()
 rows, cols = cells // width, cells % width
 adjacent = ((rows.diff().abs() + cols.diff().abs()) == 1).sum().item()
-print(f"snake: {adjacent} adjacent steps of {height * width - 1}; row scan jumps:", neighbour_kinds("row", height, width)["jump"])
-assert adjacent == height * width - 1 and neighbour_kinds("row", height, width)["jump"] == height - 1
+row_jumps = neighbour_kinds("row", height, width)["jump"]
+print(f"snake: {adjacent} adjacent steps of {height * width - 1}; row scan jumps: {row_jumps}")
+assert adjacent == height * width - 1 and row_jumps == height - 1
+
+# %% [markdown]
+# ## Exercise 3 — experiment: the row scan on MambaHash's four stage sizes
+#
+# **Setting changed.** §3 counts step kinds on a 14 × 14 map. Run the same count on the maps of MambaHash's
+# four stages at 224 px (56, 28, 14 and 7 tokens a side), and measure how many scan steps separate a token
+# from the token below it.
+#
+# **Prediction.** The row scan wraps once per row, so H − 1 of its H·W − 1 steps are jumps: about 1/W, from
+# 12.5 % at 7 × 7 down to 1.8 % at 56 × 56. But the token below is always W steps later, so on the 56 × 56 map
+# a row recurrence carries vertical context across 56 steps, each one a decay of e^{−Δ}; the column orders
+# make that distance 1, which is why the layer needs both families.
+
+# %%
+def steps_to_the_token_below(order: str, side: int) -> float:
+    position = visit_order(order, side, side)  # (H, W): the step at which each cell is visited
+    return (position[1:, :] - position[:-1, :]).abs().float().mean().item()
+
+
+for side in (56, 28, 14, 7):
+    jumps = neighbour_kinds("row", side, side)["jump"]
+    below, below_in_columns = steps_to_the_token_below("row", side), steps_to_the_token_below("col", side)
+    print(f"{side:>2} × {side:<2}: jumps are {jumps / (side * side - 1):6.2%} of the steps; the token below is "
+          f"{below:.0f} steps away in the row scan, {below_in_columns:.0f} in the column scan")
+    assert jumps == side - 1 and below == side and below_in_columns == 1

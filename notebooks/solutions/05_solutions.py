@@ -7,6 +7,8 @@ from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
 from mh.model import AdaptiveFeatureEnhancement, afem_ratio_for_bits
+from mh.registry import build_hashing_model
+from mh.repro.complexity import counted_analysis
 
 # %% [markdown]
 # ## Exercise 1 — AFEM's parameters from 48 to 64 bits
@@ -45,3 +47,22 @@ layer = nn.Linear(512, 48)
 flops = FlopCountAnalysis(layer, torch.zeros(1, 512)).unsupported_ops_warnings(False).total()
 print("fvcore FLOPs of the hash layer at 48 bits:", flops)
 assert flops == 512 * 48
+
+# %% [markdown]
+# ## Exercise 3 — experiment: FLOPs against image size
+#
+# **Setting changed.** The input size. Count the FLOPs of the reduced MambaHash (the smoke and cpu
+# network, 48 bits) at 32, 64 and 128 px with `mh.repro.complexity.counted_analysis`, the scan counted.
+#
+# **Prediction.** Every layer before the pooling works per position (convolutions, projections, the scan
+# along its sequence), and doubling the side gives 4× the positions, so the count grows about 4× per doubling
+# — not 16×, as attention over all token pairs would. Only the hash layer after the pooling is fixed, and it
+# is tiny.
+
+# %%
+network = build_hashing_model("mambahash", 48, image_size=128, size="reduced")
+counts = {side: counted_analysis(network, image_size=side).total() for side in (32, 64, 128)}
+ratios = [counts[64] / counts[32], counts[128] / counts[64]]
+print("FLOPs:", {side: f"{count / 1e6:.1f} M" for side, count in counts.items()},
+      "| ratio per doubling:", [round(ratio, 2) for ratio in ratios])
+assert all(3.5 < ratio < 4.5 for ratio in ratios)

@@ -47,3 +47,28 @@ maps = gradcam_maps(vit, images, labels, class_centres(vit, images, labels, 1))
 hook.remove()
 print("target-layer map:", tuple(captured[0].shape), "| heat map:", maps.shape)
 assert tuple(captured[0].shape) == (1, 1024, 7, 7) and maps.shape == (1, 224, 224)
+
+# %% [markdown]
+# ## Exercise 3 — experiment: which layer does Grad-CAM look at, by image size?
+#
+# **Setting changed.** The image size. Ask `gradcam_target` for ResNet-50's layer at 32, 64, 128 and 224 px
+# and measure the map that layer gives.
+#
+# **Prediction.** ResNet-50's stages halve the side at strides 8, 16 and 32 (layer2, layer3, layer4), and the
+# rule takes the last map with at least 4 × 4 positions: at 224 px layer4 (7 × 7); at 128 px layer4 (4 × 4);
+# at 64 px layer4 is 2 × 2, so layer3 (4 × 4); at CIFAR's 32 px layer2 (4 × 4). Small images are explained
+# by earlier, less semantic layers — one reason the 32 px maps of notebook 06 are coarse.
+
+# %%
+resnet = build_hashing_model("resnet50", 16, image_size=224, size="reduced").eval()
+chosen = {}
+for side in (32, 64, 128, 224):
+    target, shapes = gradcam_target(resnet, side), []
+    hook = target.layer.register_forward_hook(lambda module, inputs, output, seen=shapes: seen.append(output.shape))
+    with torch.no_grad():
+        resnet(torch.zeros(1, 3, side, side))
+    hook.remove()
+    chosen[side] = (target.description, tuple(shapes[0][-2:]))
+    print(f"{side:>3} px: {target.description}, map {chosen[side][1]}")
+assert chosen == {32: ("layer2[-1]", (4, 4)), 64: ("layer3[-1]", (4, 4)),
+                  128: ("layer4[-1]", (4, 4)), 224: ("layer4[-1]", (7, 7))}

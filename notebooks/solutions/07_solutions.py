@@ -2,6 +2,8 @@
 # # Solutions to the exercises of notebook 07 (retrieval at scale)
 
 # %%
+from math import comb
+
 import numpy as np
 
 from mh.binary import pack_codes
@@ -38,3 +40,25 @@ assert len(positions) == 1 + bits and sorted(np.bincount(distances).tolist()) ==
 packed = pack_codes(np.where(rng.random((1_000_000, bits)) < 0.5, 1, -1))
 print(f"{packed.nbytes / 1e6:.1f} MB of packed codes; float32 vectors: {1_000_000 * bits * 4 / 1e6:.0f} MB")
 assert packed.nbytes == 8_000_000
+
+# %% [markdown]
+# ## Exercise 3 — experiment: how full is a radius-2 ball at 16 and at 64 bits?
+#
+# **Setting changed.** The code length of a database of 100,000 random codes: 16 bits, then 64. Look up
+# 20 random queries within Hamming radius 2.
+#
+# **Prediction.** A random K-bit code lies within radius 2 of a query with probability
+# (1 + K + K(K − 1)/2) / 2^K: 137 / 65,536 at 16 bits, so about 209 hits per query among 100,000 codes (a
+# Poisson count, give or take √209 ≈ 14); at 64 bits 2,081 / 2^64 — no hit at all. Hash lookups within a small
+# radius are a short-code tool: with long codes the ball is empty unless the codes are trained to cluster.
+
+# %%
+hits = {}
+for bits in (16, 64):
+    database = np.where(rng.random((100_000, bits)) < 0.5, 1, -1)
+    queries = np.where(rng.random((20, bits)) < 0.5, 1, -1)
+    index = CodeIndex.build(pack_codes(database), "flat", bits=bits, progress=False)
+    hits[bits] = np.array([len(positions) for _, positions in index.within_radius(pack_codes(queries), radius=2)])
+    expected = 100_000 * sum(comb(bits, r) for r in range(3)) / 2**bits
+    print(f"{bits} bits: {hits[bits].mean():.1f} hits per query on average (expected {expected:.3g})")
+assert abs(hits[16].mean() - 209.0) < 3 * np.sqrt(209.0 / 20) and hits[64].sum() == 0

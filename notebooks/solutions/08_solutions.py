@@ -61,3 +61,27 @@ for scale, expected in ((bits, 0.0), (bits / 2, (bits / 2) ** 2)):
     pairs_term = criterion.last_terms["pairs"].item()
     print(f"k = {scale:g}: L_H of two identical codes = {pairs_term:g}")
     assert abs(pairs_term - expected) < 1e-9
+
+# %% [markdown]
+# ## Exercise 4 — experiment: does a routed expert pass in early and late layers?
+#
+# **Setting changed.** The number of routed experts, which is the layer's depth: layer l routes over the
+# l − 1 prompts of the layers before it. Draw expert scores as in exercise 1 (4 · N(0, 1)) for layers 2 to 12
+# and count how often an expert passes ε = 0.6.
+#
+# **Prediction.** At layer 2 there is one routed expert, its normalised gate is 1, and it always passes.
+# With more experts the gate mass spreads: σ(4z) is near 1 for about half of them, so the largest gate is
+# about 2 / (l − 1) and falls below 0.6 once a few experts are confident. The passing rate drops fast with depth
+# and is small by layer 12: with scores this spread, the late layers would be fed by the shared expert alone.
+
+# %%
+torch.manual_seed(0)
+passing_rate = {}
+for layer in range(2, 13):
+    gates = routing_gates(4 * torch.randn(10_000, layer - 1), threshold=0.6)
+    passing_rate[layer] = (gates > 0).any(dim=1).float().mean().item()
+print("share of images with a routed expert passing ε = 0.6, by layer:",
+      {layer: round(rate, 3) for layer, rate in passing_rate.items()})
+rates = list(passing_rate.values())
+assert rates[0] == 1.0 and rates[-1] < 0.1
+assert all(later <= earlier + 0.02 for earlier, later in zip(rates, rates[1:], strict=False))
