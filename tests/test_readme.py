@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 from mh.io import PROJECT_ROOT
-from mh.repro.outputs import manifest_path, output_folder, presented_profile
+from mh.repro.outputs import manifest_path, output_folder, presented_profile, profiles_present
 from mh.repro.readme import BEGIN, END, ReadmeDrift, check_readme, results_block, update_readme
 
 
@@ -15,7 +15,10 @@ def test_the_committed_readme_states_the_committed_results():
 
 def copy_of_the_repository(tmp_path):
     profile = presented_profile(PROJECT_ROOT)
-    for relative in (output_folder("tables", profile), manifest_path(PROJECT_ROOT, profile).relative_to(PROJECT_ROOT)):
+    manifests = [
+        manifest_path(PROJECT_ROOT, other).relative_to(PROJECT_ROOT) for other in profiles_present(PROJECT_ROOT)
+    ]
+    for relative in (output_folder("tables", profile), *manifests):  # every manifest: the block names the others
         source, target = PROJECT_ROOT / relative, tmp_path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
