@@ -51,11 +51,11 @@ rehearse: setup
 lab: setup
 	$(BIN)/python -m mh.repro.lab $(LAB_ARGS)
 
-# The executed notebooks (notebooks/executed/, written by make reproduce) as a static site in site/
+# The executed notebooks (notebooks/executed/<profile>/, written by make reproduce) as a book in site/ (Sphinx, MyST-NB)
 site: setup
 	$(BIN)/python -m mh.repro.site build
 
-# Open the site in headless Chromium (apt-get install chromium): screenshots in site/_screenshots/
+# Every page of the site in headless Chromium (apt-get install chromium): fails on errors, broken math, empty search; screenshots in site/_screenshots/
 site-check: setup
 	$(BIN)/python -m mh.repro.site check
 

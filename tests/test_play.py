@@ -1,5 +1,6 @@
 """The controls of notebooks 01 and 07 (mh.repro.play): the pictures they redraw, and the controls themselves."""
 
+import os
 from types import SimpleNamespace
 
 import matplotlib
@@ -13,7 +14,14 @@ import torch  # noqa: E402
 
 from mh.binary import pack_codes  # noqa: E402
 from mh.codes import CodeSet  # noqa: E402
-from mh.repro.play import discretisation_explorer, draw_query_row, step_response_figure  # noqa: E402
+from mh.repro.play import (  # noqa: E402
+    BATCH_VARIABLE,
+    discretisation_explorer,
+    draw_query_row,
+    neighbour_explorer,
+    step_response_figure,
+)
+from mh.repro.reproduce import kernel_environment  # noqa: E402
 from mh.search import CodeIndex  # noqa: E402
 from mh.splits import CIFAR10_CLASSES  # noqa: E402
 from mh.ssm import DISCRETISATIONS  # noqa: E402
@@ -65,6 +73,15 @@ def test_the_explorer_redraws_the_figure_for_its_controls():
     controls["rule"].value = "bilinear"  # what picking a rule does: the control redraws
     assert newest_figure_rules()[1] == ["bilinear"]
     plt.close("all")
+
+
+def test_a_batch_run_shows_a_note_instead_of_controls(monkeypatch):
+    monkeypatch.delenv(BATCH_VARIABLE, raising=False)
+    with kernel_environment(None):  # the environment make reproduce gives its kernels
+        notes = [discretisation_explorer(A, B, C), neighbour_explorer(None, None, None, np.zeros(3))]
+    assert all("JupyterLab" in note.data and "static picture above" in note.data for note in notes)
+    assert BATCH_VARIABLE not in os.environ  # restored on the way out
+    assert hasattr(discretisation_explorer(A, B, C), "children")  # outside a batch run: the live control
 
 
 class Images:

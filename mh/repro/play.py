@@ -1,15 +1,19 @@
 """Controls a reader can play with in JupyterLab (ipywidgets), each beside the static picture it redraws.
 
-A widget needs a live kernel: on the course site (static HTML) its output is dropped and the static picture
-drawn just before it, at the default setting, stays (``mh.repro.site`` removes widget views and says so).
-Each explorer is a figure function plus ``ipywidgets.interactive``; the figure functions are tested on
-their own, so the pictures the controls redraw are the ones the tests check.
+A widget needs a live kernel, so a batch run (``make reproduce``, which sets ``$MH_BATCH_RUN``) shows a note in
+its place instead: the static picture drawn just before it, at the default setting, is what the executed notebook
+and the course site keep. (Executed by papermill, an ``interactive``'s output widget can also leave the client
+waiting for a message the kernel never sends: the rehearsal hung there.) Each explorer is a figure function plus
+``ipywidgets.interactive``; the figure functions are tested on their own, so the pictures the controls redraw are
+the ones the tests check.
 
     discretisation_explorer   notebook 01: step size Δ and discretisation rule → step response and its error
     neighbour_explorer        notebook 07: a query position → the query and its top 10 from the index
 """
 
 from __future__ import annotations
+
+import os
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,6 +22,7 @@ import torch
 from mh.splits import CIFAR10_CLASSES
 from mh.ssm import DISCRETISATIONS, exact_step_response, run_recurrence
 
+BATCH_VARIABLE = "MH_BATCH_RUN"  # set to 1 by make reproduce in the kernels it starts
 STEP_RESPONSE_HORIZON = 3.0  # time units shown: long enough for the slowest mode of notebook 01 to settle
 
 
@@ -56,9 +61,26 @@ def step_response_figure(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, delt
     return fig
 
 
+def batch_note(controls: str):
+    """What an explorer shows in a batch run: a note naming its ``controls`` and where to use them."""
+    from IPython.display import HTML
+
+    return HTML(
+        f"<p><em>Interactive controls ({controls}) appear here when this notebook runs in JupyterLab "
+        "(<code>make lab</code>); a batch run keeps the static picture above, drawn at the default.</em></p>"
+    )
+
+
+def in_batch_run() -> bool:
+    """True inside a kernel started by ``make reproduce`` (no one is there to move a slider)."""
+    return os.environ.get(BATCH_VARIABLE) == "1"
+
+
 def discretisation_explorer(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, delta: float = 0.1):
     """Notebook 01's control: a log slider for Δ (0.001 … 1) and a menu of rules, redrawing
-    ``step_response_figure``. Returns the ``ipywidgets.interactive`` to display."""
+    ``step_response_figure``. Returns the ``ipywidgets.interactive`` to display (in a batch run, ``batch_note``)."""
+    if in_batch_run():
+        return batch_note("Δ and the discretisation rule")
     import ipywidgets as widgets
 
     def draw(delta: float, rule: str) -> None:
@@ -99,7 +121,10 @@ def draw_query_row(row_axes, index, query_set, data, position: int, heading: str
 
 def neighbour_explorer(index, query_set, data, aps: np.ndarray, k: int = 10):
     """Notebook 07's control: a slider over the query positions, redrawing that query and its top ``k`` with
-    its AP (``aps``: (n_q,) per-query AP). Returns the ``ipywidgets.interactive`` to display."""
+    its AP (``aps``: (n_q,) per-query AP). Returns the ``ipywidgets.interactive`` to display (in a batch run,
+    ``batch_note``)."""
+    if in_batch_run():
+        return batch_note("a slider over the query positions")
     import ipywidgets as widgets
 
     def draw(position: int) -> None:

@@ -55,6 +55,7 @@ from mh.profiles import NOTEBOOK_PROFILES, comparison_profile, resolve_profile
 from mh.repro.checkout_lock import checkout_lock
 from mh.repro.fetch import HOW_TO_FETCH, fetch_missing
 from mh.repro.outputs import manifest_path, output_folder, output_folders, presented_profile
+from mh.repro.play import BATCH_VARIABLE
 from mh.repro.readme import BEGIN as README_BEGIN
 from mh.repro.readme import update_readme
 from mh.repro.run_cache import supersede
@@ -203,9 +204,9 @@ def run_stamps(root: Path, profile: str) -> dict[str, int]:
 
 @contextlib.contextmanager
 def kernel_environment(data_dir: str | None, staging: Path | None = None):
-    """Environment the notebook kernels inherit: no progress bars, the data directory as $MH_DATA_DIR, the
-    staging directory as $MH_STAGING_DIR."""
-    changes = {"TQDM_DISABLE": "1"}
+    """Environment the notebook kernels inherit: no progress bars, no widgets ($MH_BATCH_RUN), the data directory
+    as $MH_DATA_DIR, the staging directory as $MH_STAGING_DIR."""
+    changes = {"TQDM_DISABLE": "1", BATCH_VARIABLE: "1"}
     if data_dir:
         changes["MH_DATA_DIR"] = str(Path(data_dir).resolve())
     if staging:

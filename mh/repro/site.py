@@ -1,26 +1,28 @@
-"""``make site``: the executed notebooks as a static course site that works offline, from ``file://``.
+"""``make site``: the executed notebooks as a course book that works offline, from ``file://`` or any web server.
 
-    python -m mh.repro.site build [--out site]     # from notebooks/executed/, without re-running anything
-    python -m mh.repro.site check [--out site]     # headless Chromium: screenshots, console errors, images
+    python -m mh.repro.site build [--out site]     # from notebooks/executed/<profile>/, without re-running anything
+    python -m mh.repro.site check [--out site]     # headless Chromium: every page, screenshots (mh.repro.browser)
 
-Built with nbconvert's HTML exporter — the renderer Jupyter itself uses, already installed with JupyterLab,
-so a page looks like the notebook a reader opens, and nothing is executed again. (jupyter-book and
-mkdocs-jupyter would add a site generator and a theme for the same pages.) The ``companion`` template
-(``site_template/``) extends nbconvert's lab template and drops what it loads from CDNs: require.js and
-mermaid are not needed, and MathJax comes from the copy that the ``jupyter-server-mathjax`` package ships,
-copied into ``site/_static/mathjax``. Figures are already inline in the executed notebooks (data URIs).
-Widget views (``mh.repro.play``) need a kernel: a page replaces each with a note. Links between notebooks
-(``03_training.ipynb``) become links between pages, the worked solutions are copied
-beside them, and other repository files are linked where they lie; ``site/index.html`` lists the course in
-order with the paper's reference.
+Built with Sphinx, MyST-NB and the Sphinx Book Theme — the stack Jupyter Book 1 is made of, driven directly so that
+the one configuration lives here (``sphinx_config``) rather than in a second set of files. That gives the course a
+sidebar table of contents, Sphinx's own search (its index is a script file, so it works from ``file://``), previous
+and next links, and folding of code cells. Formulas are typeset by MathJax 3 with its web fonts, served from the
+site itself (the ``sphinx-mathjax-offline`` package ships them). Nothing is executed again: MyST-NB reads the
+outputs the notebooks already hold.
+
+Before Sphinx sees a notebook, the build folds what a reader need not read first: papermill's injected
+parameters cell is collapsed behind a toggle (it is provenance, not narrative) and the set-up cell (imports, then
+the workspace) has its code folded, its output kept (``fold_setup_cells``); widget views, which need a live kernel,
+become text — a progress bar its last count, a control a note (``without_widget_views``).
 """
 
 from __future__ import annotations
 
+import ast
 import html
-import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -31,15 +33,16 @@ from mh.repro.browser import SiteNotCheckable, check_site
 from mh.repro.outputs import output_folder, presented_profile
 from mh.repro.reproduce import NOTEBOOKS
 
-TEMPLATE_DIR = Path(__file__).parent / "site_template"
-MATHJAX_DIR = "_static/mathjax"
+SITE_TITLE = "MambaHash companion"
 PAPER = (
-    "Chao He and Hongxi Wei. <em>MambaHash: Visual State Space Deep Hashing Model for Large-Scale Image "
-    "Retrieval.</em> ICMR 2025. "
-    '<a href="https://arxiv.org/abs/2506.16353">arXiv:2506.16353</a>'
+    "Chao He and Hongxi Wei. *MambaHash: Visual State Space Deep Hashing Model for Large-Scale Image Retrieval.* "
+    "ICMR 2025. [arXiv:2506.16353](https://arxiv.org/abs/2506.16353)"
 )
-MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(#[^)]*)?\)")
-NOTEBOOK_PAGE = re.compile(r"^(\d\d_\w+)\.ipynb$")
+# MathJax 3 draws an undefined macro as red text by default (its noundefined package); without it, an error the
+# browser check sees (mh.repro.browser)
+MATHJAX_CONFIG = {"tex": {"packages": {"[-]": ["noundefined"]}}}
+INJECTED_PARAMETERS = "injected-parameters"
+FOLD_CELL, FOLD_INPUT = "hide-cell", "hide-input"  # MyST-NB's tags: a collapsed cell, a collapsed source
 
 
 class SiteError(RuntimeError):
@@ -56,44 +59,6 @@ def notebook_title(notebook) -> str:
     return notebook.metadata.get("papermill", {}).get("output_path", "notebook")
 
 
-def navigation(names: list[str], titles: dict[str, str], current: str) -> str:
-    """The bar above and below each page: index, previous and next notebook."""
-    position = names.index(current)
-    links = ['<a href="index.html">⌂ Course index</a>']
-    if position > 0:
-        links.append(f'<a href="{names[position - 1]}.html">← {html.escape(titles[names[position - 1]])}</a>')
-    if position + 1 < len(names):
-        links.append(f'<a href="{names[position + 1]}.html">{html.escape(titles[names[position + 1]])} →</a>')
-    return f'<nav class="course">{"".join(links)}</nav>'
-
-
-def index_page(names: list[str], titles: dict[str, str], summaries: dict[str, str], profile: str) -> str:
-    items = "\n".join(
-        f'<li><a href="{name}.html">{html.escape(titles[name])}</a><br><span>{html.escape(summaries[name])}</span></li>'
-        for name in names
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>MambaHash companion — course</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 52em; margin: 2em auto; padding: 0 1em; line-height: 1.5; }}
-li {{ margin-bottom: 0.9em; }} li span {{ color: #555; font-size: 0.92em; }}
-</style></head>
-<body>
-<h1>MambaHash companion: the course</h1>
-<p>The notebooks of <code>mambahash-companion</code>, executed by <code>make reproduce</code>, in reading order.
-Every number in them says where it came from: the paper, or a run of this project under a named profile.
-These pages show the <strong>{html.escape(profile)}</strong> profile's run (the most trained profile whose outputs
-are in the repository).</p>
-<p><strong>Paper.</strong> {PAPER}</p>
-<ol>
-{items}
-</ol>
-<p>Open and run them yourself with <code>make lab</code>; regenerate every table and figure with
-<code>make reproduce</code>.</p>
-</body></html>
-"""
-
-
 def first_paragraph(notebook) -> str:
     """The opening cell's "What this shows" paragraph, as plain text, for the index."""
     source = notebook.cells[0].source if notebook.cells else ""
@@ -103,90 +68,164 @@ def first_paragraph(notebook) -> str:
     return plain if len(plain) <= 400 else plain[:400].rsplit(" ", 1)[0] + " …"  # cut between words
 
 
-def relink(source: str, notebooks_dir: Path, out: Path) -> str:
-    """Markdown links of a notebook, made to work from ``out``: a notebook becomes its page, a solution its
-    copy in ``out/solutions``, any other repository file a relative path from ``out`` to it."""
-
-    def target(match: re.Match) -> str:
-        link, anchor = match.group(1), match.group(2) or ""
-        if re.match(r"^[a-z]+:", link):
-            return match.group(0)
-        page = NOTEBOOK_PAGE.match(link)
-        if page:
-            return f"]({page.group(1)}.html{anchor})"
-        if link.startswith("solutions/"):
-            return match.group(0)
-        return f"]({os.path.relpath((notebooks_dir / link).resolve(), out.resolve())}{anchor})"
-
-    return MARKDOWN_LINK.sub(target, source)
-
-
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_NOTE = (
     '<p class="widget-note"><em>Interactive controls here: they need a live kernel. Open this notebook in '
     "JupyterLab (<code>make lab</code>) to use them; the static picture above shows their default.</em></p>"
 )
 
 
+def progress_bar_text(model_id: str, models: dict) -> str | None:
+    """The last state of a tqdm progress bar (an HBox of a label, a progress and a counter) as one line,
+    ``"decode 5000 images once: 20/20 (100%)"``; None when ``model_id`` is not such a bar. The saved state's
+    labels are those of the bar's first draw, so the count comes from the progress model."""
+    children = models.get(model_id, {}).get("state", {}).get("children", [])
+    parts = [models.get(child.removeprefix("IPY_MODEL_"), {}) for child in children]
+    names = [part.get("model_name") for part in parts]
+    if names != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+    label = re.sub(r"[\s\u2007]*\d+%$", "", html.unescape(parts[0]["state"].get("value", ""))).replace("\u2007", " ")
+    done, total = parts[1]["state"].get("value", 0), parts[1]["state"].get("max") or 1
+    return f"{label} {done:g}/{total:g} ({100 * done / total:.0f}%)".strip()
+
+
 def without_widget_views(notebook):
     """Replace every ipywidgets view in ``notebook``'s outputs (they need a live kernel; a static page would show
-    their text form, ``interactive(children=…)``) by one note that says where to use them. Edits in place and
-    returns the notebook."""
+    their text form, ``interactive(children=…)``): a tqdm progress bar by its last count as text, any other
+    control by one note that says where to use it; and drop the saved widget state, which would make the page
+    load the widget manager from a CDN. Edits in place and returns the notebook."""
+    models = notebook.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
-        outputs = [output for output in cell.get("outputs", []) if WIDGET_VIEW not in output.get("data", {})]
-        if len(outputs) < len(cell.get("outputs", [])):
+        outputs, controls = [], False
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            if view is None:
+                outputs.append(output)
+            elif (bar := progress_bar_text(view.get("model_id", ""), models)) is not None:
+                outputs.append(nbformat.v4.new_output("stream", name="stdout", text=bar + "\n"))
+            else:
+                controls = True
+        if controls:
             outputs.append(nbformat.v4.new_output("display_data", data={"text/html": WIDGET_NOTE}))
         cell["outputs"] = outputs
     return notebook
 
 
+def is_setup_cell(cell) -> bool:
+    """A code cell that opens with an import: each notebook's set-up cell (imports, then opening the workspace)."""
+    if cell.cell_type != "code":
+        return False
+    try:
+        statements = ast.parse(cell.source).body
+    except SyntaxError:  # IPython magics are not Python
+        return False
+    return bool(statements) and isinstance(statements[0], ast.Import | ast.ImportFrom)
+
+
+def fold_setup_cells(notebook):
+    """Tag papermill's injected parameters cell to be collapsed whole and the set-up cell to have its source
+    collapsed, its output kept (MyST-NB's ``hide-cell`` / ``hide-input``): one visible parameters cell, then
+    narrative. Edits in place and returns the notebook."""
+    for cell in notebook.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if INJECTED_PARAMETERS in tags and FOLD_CELL not in tags:
+            tags.append(FOLD_CELL)
+        elif is_setup_cell(cell) and FOLD_INPUT not in tags:
+            tags.append(FOLD_INPUT)
+    return notebook
+
+
+def index_markdown(names: list[str], titles: dict[str, str], summaries: dict[str, str], profile: str) -> str:
+    """The book's front page: what the course is, the paper, the notebooks in order (also the sidebar's toctree)."""
+    items = "\n".join(f"1. [{titles[name]}]({name}.ipynb)  \n   {summaries[name]}" for name in names)
+    toctree = "\n".join(names)
+    return f"""# {SITE_TITLE}: the course
+
+The notebooks of `mambahash-companion`, executed by `make reproduce`, in reading order. Every number in them says
+where it came from: the paper, or a run of this project under a named profile. These pages show the
+**{html.escape(profile)}** profile's run (the most trained profile whose outputs are in the repository).
+
+**Paper.** {PAPER}
+
+{items}
+
+Open and run them yourself with `make lab`; regenerate every table and figure with `make reproduce`.
+
+```{{toctree}}
+:hidden:
+:maxdepth: 1
+
+{toctree}
+```
+"""
+
+
+def sphinx_config() -> dict:
+    """Sphinx's configuration for the book (written as the source tree's ``conf.py``)."""
+    return {
+        "project": SITE_TITLE,
+        "html_title": SITE_TITLE,
+        "extensions": ["myst_nb", "sphinx-mathjax-offline"],
+        "html_theme": "sphinx_book_theme",
+        "html_theme_options": {
+            "home_page_in_toc": True,
+            "show_toc_level": 2,
+            "use_download_button": True,
+            "use_fullscreen_button": False,
+        },
+        "html_context": {"default_mode": "light"},  # without it the theme logs an error on a first visit
+        "html_show_search_summary": False,  # summaries fetch each page, which browsers refuse from file://
+        "nb_ipywidgets_js": {},  # widget views are replaced before the build (without_widget_views)
+        "nb_execution_mode": "off",
+        "nb_merge_streams": True,
+        "myst_enable_extensions": ["dollarmath", "amsmath"],
+        "mathjax3_config": MATHJAX_CONFIG,
+        "exclude_patterns": ["_build", "**.ipynb_checkpoints"],
+        "suppress_warnings": ["mystnb.unknown_mime_type"],
+    }
+
+
+def write_source(source: Path, executed: Path, profile: str) -> None:
+    """The book's source tree in ``source``: the prepared notebooks, the solutions they link, the index."""
+    notebooks = {name: nbformat.read(executed / f"{name}.ipynb", as_version=4) for name in NOTEBOOKS}
+    for name, notebook in notebooks.items():
+        nbformat.write(fold_setup_cells(without_widget_views(notebook)), source / f"{name}.ipynb")
+    shutil.copytree(executed.parent.parent / "solutions", source / "solutions")  # notebooks/executed/<p>/ → notebooks/
+    titles = {name: notebook_title(nb) for name, nb in notebooks.items()}
+    summaries = {name: first_paragraph(nb) for name, nb in notebooks.items()}
+    (source / "index.md").write_text(index_markdown(list(NOTEBOOKS), titles, summaries, profile), encoding="utf-8")
+
+
 def build_site(out: Path | None = None, executed: Path | None = None) -> list[Path]:
-    """Write ``out``/index.html, one page per executed notebook and the local MathJax; returns the pages.
-    ``executed``: notebooks/executed/<profile>/ (default: the most trained profile present,
-    ``mh.repro.outputs.presented_profile``)."""
-    import jupyter_server_mathjax
-    from nbconvert import HTMLExporter
+    """Write the book into ``out`` (index.html, one page per executed notebook, search, local MathJax); returns the
+    notebook pages. ``executed``: notebooks/executed/<profile>/ (default: the most trained profile present,
+    ``mh.repro.outputs.presented_profile``). Raises SiteError when notebooks are missing or Sphinx fails."""
+    from sphinx.application import Sphinx
 
     out = Path(out or PROJECT_ROOT / "site")
     if executed is None:
         try:
-            profile = presented_profile(PROJECT_ROOT)
+            executed = PROJECT_ROOT / output_folder("executed", presented_profile(PROJECT_ROOT))
         except FileNotFoundError as error:
             raise SiteError(str(error)) from None
-        executed = PROJECT_ROOT / output_folder("executed", profile)
     executed = Path(executed)
     missing = [name for name in NOTEBOOKS if not (executed / f"{name}.ipynb").exists()]
     if missing:
         raise SiteError(f"{executed} lacks the executed notebooks {missing}: run make reproduce first")
-    notebooks = {name: nbformat.read(executed / f"{name}.ipynb", as_version=4) for name in NOTEBOOKS}
-    titles = {name: notebook_title(nb) for name, nb in notebooks.items()}
-    out.mkdir(parents=True, exist_ok=True)
-    mathjax_source = Path(jupyter_server_mathjax.__file__).parent / "static"
-    shutil.copytree(mathjax_source, out / MATHJAX_DIR, dirs_exist_ok=True)
-    exporter = HTMLExporter(
-        template_name="companion",
-        extra_template_basedirs=[str(TEMPLATE_DIR)],
-        mathjax_url=f"{MATHJAX_DIR}/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe",
-    )
-    pages = []
-    notebooks_dir = executed.parent.parent  # notebooks/executed/<profile>/ → notebooks/
-    shutil.copytree(notebooks_dir / "solutions", out / "solutions", dirs_exist_ok=True)
-    for name, notebook in notebooks.items():
-        without_widget_views(notebook)
-        for cell in notebook.cells:
-            if cell.cell_type == "markdown":
-                cell.source = relink(cell.source, notebooks_dir, out)
-        resources = {"course_navigation": navigation(list(NOTEBOOKS), titles, name), "metadata": {"name": titles[name]}}
-        body, _ = exporter.from_notebook_node(notebook, resources=resources)
-        page = out / f"{name}.html"
-        page.write_text(body, encoding="utf-8")
-        pages.append(page)
-    summaries = {name: first_paragraph(nb) for name, nb in notebooks.items()}
-    index = index_page(list(NOTEBOOKS), titles, summaries, executed.name)
-    (out / "index.html").write_text(index, encoding="utf-8")
-    return pages
+    with tempfile.TemporaryDirectory(prefix="mh-site-") as scratch:
+        source, doctrees = Path(scratch) / "source", Path(scratch) / "doctrees"
+        source.mkdir()
+        write_source(source, executed, executed.name)
+        conf = "".join(f"{name} = {value!r}\n" for name, value in sphinx_config().items())
+        (source / "conf.py").write_text(conf, encoding="utf-8")
+        app = Sphinx(str(source), str(source), str(out), str(doctrees), "html", status=None)
+        app.build()
+        if app.statuscode != 0:
+            raise SiteError(f"Sphinx could not build the site (status {app.statuscode}); see the messages above")
+    return [out / f"{name}.html" for name in NOTEBOOKS]
 
 
 @returns_status
@@ -198,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     with cli_errors(args.debug, user_errors=(SiteError, SiteNotCheckable)):
         if args.action == "build":
             pages = build_site(args.out)
-            print(f"[site] {len(pages)} notebook pages and index.html in {args.out}")
+            print(f"[site] {len(pages)} notebook pages, index.html and search.html in {args.out}")
         else:
             for line in check_site(args.out):
                 print(f"[site-check] {line}")
