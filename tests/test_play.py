@@ -79,7 +79,8 @@ def test_a_batch_run_shows_a_note_instead_of_controls(monkeypatch):
     monkeypatch.delenv(BATCH_VARIABLE, raising=False)
     with kernel_environment(None):  # the environment make reproduce gives its kernels
         notes = [discretisation_explorer(A, B, C), neighbour_explorer(None, None, None, np.zeros(3))]
-    assert all("JupyterLab" in note.data and "static picture above" in note.data for note in notes)
+    assert all("JupyterLab" in note.data and "above" in note.data for note in notes)
+    assert "Δ = 0.1" in notes[0].data and "median, best and worst" in notes[1].data
     assert BATCH_VARIABLE not in os.environ  # restored on the way out
     assert hasattr(discretisation_explorer(A, B, C), "children")  # outside a batch run: the live control
 

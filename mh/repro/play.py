@@ -61,13 +61,14 @@ def step_response_figure(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, delt
     return fig
 
 
-def batch_note(controls: str):
-    """What an explorer shows in a batch run: a note naming its ``controls`` and where to use them."""
+def batch_note(controls: str, stand_in: str):
+    """What an explorer shows in a batch run: a note naming its ``controls``, where to use them, and what stands in
+    for them (``stand_in``)."""
     from IPython.display import HTML
 
     return HTML(
         f"<p><em>Interactive controls ({controls}) appear here when this notebook runs in JupyterLab "
-        "(<code>make lab</code>); a batch run keeps the static picture above, drawn at the default.</em></p>"
+        f"(<code>make lab</code>); in this batch run, {stand_in} stands in for them.</em></p>"
     )
 
 
@@ -80,7 +81,7 @@ def discretisation_explorer(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d
     """Notebook 01's control: a log slider for Δ (0.001 … 1) and a menu of rules, redrawing
     ``step_response_figure``. Returns the ``ipywidgets.interactive`` to display (in a batch run, ``batch_note``)."""
     if in_batch_run():
-        return batch_note("Δ and the discretisation rule")
+        return batch_note("Δ and the discretisation rule", f"the static picture above (every rule at Δ = {delta:g})")
     import ipywidgets as widgets
 
     def draw(delta: float, rule: str) -> None:
@@ -124,7 +125,7 @@ def neighbour_explorer(index, query_set, data, aps: np.ndarray, k: int = 10):
     its AP (``aps``: (n_q,) per-query AP). Returns the ``ipywidgets.interactive`` to display (in a batch run,
     ``batch_note``)."""
     if in_batch_run():
-        return batch_note("a slider over the query positions")
+        return batch_note("a slider over the query positions", "the figure above (its median, best and worst query)")
     import ipywidgets as widgets
 
     def draw(position: int) -> None:
