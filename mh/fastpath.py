@@ -22,7 +22,6 @@ of bits (``tests/test_fastpath.py``).
 
 from __future__ import annotations
 
-import logging
 import os
 import traceback
 from dataclasses import dataclass
@@ -178,7 +177,6 @@ class Compiled:
     def __init__(self, function, label: str):
         self.function, self.label = function, label
         _allow_recompiles()
-        _quiet_known_compile_notices()
         backend = os.environ.get(COMPILE_BACKEND_VARIABLE, "inductor")
         self.compiled = torch.compile(function, dynamic=False, backend=backend)
         self.fallback_reason: str | None = None
@@ -192,39 +190,6 @@ class Compiled:
                 self.fallback_reason = last_line[:300]
                 print(f"[fast path] {self.label}: torch.compile failed ({self.fallback_reason}); eager from here on")
         return self.function(*inputs)
-
-
-# Two log lines every compile prints on a CPU machine, which say nothing a reader can act on and would land in
-# every executed notebook: (logger, start of the message, why it is harmless).
-KNOWN_COMPILE_NOTICES = (
-    (
-        "torch._dynamo.variables.ctx_manager",
-        "Profiler record function",
-        "the optimizer's step is wrapped in a profiler label, which compiled code drops; nothing is profiled here",
-    ),
-    (
-        "torch.utils.cpp_extension",
-        "No CUDA runtime is found",
-        "inductor looks for CUDA headers on every machine; on a CPU it compiles C++ without them",
-    ),
-)
-
-
-def _dropping(logger_name: str, start: str):
-    def keep(record) -> bool:
-        return not (record.name == logger_name and record.getMessage().startswith(start))
-
-    keep.known_notice = (logger_name, start)
-    return keep
-
-
-def _quiet_known_compile_notices() -> None:
-    """Filter exactly the ``KNOWN_COMPILE_NOTICES`` out of their loggers (once per process; other messages of the
-    same loggers still show)."""
-    for logger_name, start, _why in KNOWN_COMPILE_NOTICES:
-        logger = logging.getLogger(logger_name)
-        if not any(getattr(existing, "known_notice", None) == (logger_name, start) for existing in logger.filters):
-            logger.addFilter(_dropping(logger_name, start))
 
 
 def _allow_recompiles(limit: int = 256) -> None:

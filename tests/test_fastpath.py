@@ -7,8 +7,6 @@ stated tolerance over 50 steps; the fast evaluation path gives the reference pat
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import pytest
 import torch
@@ -18,7 +16,7 @@ from torchvision.transforms import functional as TF
 from mh.data import ImagePool, PoolSubset, build_transform
 from mh.encode import encode
 from mh.engine import GlobalBatchSampler, training_step
-from mh.fastpath import KNOWN_COMPILE_NOTICES, Compiled, FlatOptimizer, _quiet_known_compile_notices, fast_plan
+from mh.fastpath import Compiled, FlatOptimizer, fast_plan
 from mh.profiles import SMOKE
 from mh.registry import build_hashing_model, build_training
 from mh.tensordata import CachedBatches, ImageCache, augment_batch, centre_offset, crop_windows, normalize
@@ -244,16 +242,3 @@ def test_many_optimizers_in_one_process_all_keep_their_fused_update():
         assert optimizer._step.fallback_reason is None
     config = torch._dynamo.config
     assert getattr(config, "recompile_limit", getattr(config, "cache_size_limit", 0)) >= 10
-
-
-def test_the_two_known_compile_notices_are_dropped_and_nothing_else(caplog):
-    _quiet_known_compile_notices()
-    _quiet_known_compile_notices()  # idempotent: one filter per notice
-    with caplog.at_level(logging.WARNING):
-        for logger_name, start, _why in KNOWN_COMPILE_NOTICES:
-            logger = logging.getLogger(logger_name)
-            assert len([f for f in logger.filters if hasattr(f, "known_notice")]) == 1
-            logger.warning("%s %s will be ignored", start, "<something>")
-            logger.warning("an unrelated warning from %s", logger_name)
-    messages = [record.getMessage() for record in caplog.records]
-    assert messages == [f"an unrelated warning from {name}" for name, _start, _why in KNOWN_COMPILE_NOTICES]

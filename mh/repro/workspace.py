@@ -31,6 +31,7 @@ from mh.datasets import load_hashing_data
 from mh.encode import resolve_device
 from mh.io import atomic_output
 from mh.profiles import Profile, comparison_profile, resolve_profile
+from mh.repro.notices import quiet_known_compile_notices
 from mh.repro.outputs import output_folder
 
 DATASET = "cifar10"  # the course's dataset
@@ -173,9 +174,10 @@ def save_figure_stable(figure, path: Path, dpi: int = 150) -> Path:
 def open_workspace(
     profile: str = "auto", seed: int = 2025, device: str = "auto", data_dir: str | None = None, out_dir: str = ".."
 ) -> Workspace:
-    """Resolve the notebook parameters, seed everything, set the plotting style."""
+    """Resolve the notebook parameters, seed everything, set the plotting style, quiet the known compile notices."""
     import seaborn as sns
 
+    quiet_known_compile_notices()
     resolved = resolve_profile(profile)
     device = resolve_device(device)
     root = Path(out_dir).resolve()
