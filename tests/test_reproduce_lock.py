@@ -160,3 +160,23 @@ def test_a_run_killed_while_training_is_trained_again_by_the_cache_to_the_uninte
     straight = ensure_run(tiny_config(tmp_path, run_name="straight"), data, progress=False)
     assert RunDirectory(again.run_dir).status() == "finished" and again.metrics["map"] == straight.metrics["map"]
     assert list((tmp_path.parent / f"{tmp_path.name}-superseded").glob("killed-*"))  # the killed run, kept aside
+
+
+def test_a_warm_rerun_keeps_the_record_of_the_cold_run_that_trained_its_networks():
+    from mh.repro.reproduce import trained_by
+
+    cold = {
+        "commit": "c0ld",
+        "time_utc": "t",
+        "device": "cpu",
+        "total_wall_seconds": 9556.0,
+        "notebooks_wall_seconds": {"03": 3371.0},
+        "runs_trained": ["a", "b"],
+        "runs_reused": [],
+    }
+    warm = {"runs_trained": [], "runs_reused": ["a", "b"], "total_wall_seconds": 600.0}
+    record = trained_by(cold, warm)
+    assert record["commit"] == "c0ld" and record["total_wall_seconds"] == 9556.0
+    assert trained_by({**warm, "trained_by": record}, warm) == record  # a second warm re-run keeps it
+    assert trained_by(cold, {"runs_trained": ["a"], "runs_reused": ["b"]}) is None  # it trained: its own cost
+    assert trained_by(cold, {"runs_trained": [], "runs_reused": ["a", "z"]}) is None  # z came from elsewhere

@@ -79,6 +79,18 @@ def _comparison_lines(tables: list[pd.DataFrame]) -> list[str]:
     return _markdown_table(header, rows)
 
 
+def _trained_by_sentence(record: dict | None) -> str:
+    """For a warm re-run: which cold run trained the networks it reused, and what that run cost."""
+    if not record:
+        return ""
+    return (
+        f" Every network it reused was trained by the cold run at commit `{record.get('commit', 'unknown')[:12]}` "
+        f"({record.get('time_utc', 'time unrecorded')}, {record.get('device', 'an unrecorded device')}): "
+        f"{record['total_wall_seconds'] / 60:.1f} minutes, {len(record.get('runs_trained', []))} runs trained "
+        "(`trained_by` in the manifest)."
+    )
+
+
 def results_block(root: Path = PROJECT_ROOT) -> str:
     """The README's generated block (without its markers) from ``root``'s committed results."""
     profile = presented_profile(root)
@@ -90,8 +102,9 @@ def results_block(root: Path = PROJECT_ROOT) -> str:
         f"**These results come from the `{profile}` profile** — {PROFILE_ROLES.get(profile, profile)}. Its "
         f"manifest (`{manifest_path(root, profile).relative_to(root)}`) records one `make reproduce "
         f"PROFILE={profile}` at commit `{manifest.get('commit', 'unknown')[:12]}` on {where}: "
-        f"{minutes:.1f} minutes for all nine notebooks, {trained} runs trained and {reused} reused. Other "
-        f"profiles committed: {', '.join(p for p in profiles_present(root) if p != profile) or 'none'}.",
+        f"{minutes:.1f} minutes for all nine notebooks, {trained} runs trained and {reused} reused."
+        + _trained_by_sentence(manifest.get("trained_by"))
+        + f" Other profiles committed: {', '.join(p for p in profiles_present(root) if p != profile) or 'none'}.",
         "",
         "| notebook | wall time |",
         "|---|---|",

@@ -272,6 +272,21 @@ def execute(name: str, root: Path, parameters: dict, data_dir: str | None) -> fl
     return seconds
 
 
+TRAINING_RECORD = ("commit", "time_utc", "device", "total_wall_seconds", "notebooks_wall_seconds", "runs_trained")
+
+
+def trained_by(previous: dict, this_run: dict) -> dict | None:
+    """The record of the run that trained what ``this_run`` reused: when ``this_run`` trained nothing and every run
+    it reused was trained by the ``previous`` manifest's run (or by the run that one carried), that run's commit,
+    time, device, wall seconds and trained runs; otherwise None. A warm re-run thus keeps the cold run's cost
+    beside its own."""
+    record = previous.get("trained_by") or {key: previous[key] for key in TRAINING_RECORD if key in previous}
+    reused = set(this_run.get("runs_reused", []))
+    if this_run.get("runs_trained") or not reused or not reused <= set(record.get("runs_trained", [])):
+        return None
+    return record
+
+
 def run_notebooks(
     profile: str = "auto",
     data_dir: str | None = None,
@@ -326,7 +341,9 @@ def _run_locked(profile, data_dir: str | None, seed: int, notebooks, root: Path,
             handle.write(json.dumps({**run_manifest(resolved), **this_run, "outputs": "unchanged"}) + "\n")
         print(f"[reproduce] every output is byte-identical to {manifest_file.name}'s: kept it; times in {log}")
         return {**previous, "this_run": this_run}
-    manifest = run_manifest(resolved, **this_run, rerun=notebooks, output_sha256=digests)
+    carried = trained_by(previous, this_run)
+    extra = {"trained_by": carried} if carried else {}
+    manifest = run_manifest(resolved, **this_run, rerun=notebooks, output_sha256=digests, **extra)
     write_json(manifest_file, manifest)
     readme = root / "README.md"
     if readme.exists() and README_BEGIN in readme.read_text() and presented_profile(root) == resolved:
