@@ -221,10 +221,13 @@ def build_site(out: Path | None = None, executed: Path | None = None) -> list[Pa
         write_source(source, executed, executed.name)
         conf = "".join(f"{name} = {value!r}\n" for name, value in sphinx_config().items())
         (source / "conf.py").write_text(conf, encoding="utf-8")
-        app = Sphinx(str(source), str(source), str(out), str(doctrees), "html", status=None)
+        # built inside the scratch folder, then copied: MyST-NB writes a jupyter_execute/ folder beside its output
+        html_out = Path(scratch) / "html"
+        app = Sphinx(str(source), str(source), str(html_out), str(doctrees), "html", status=None)
         app.build()
         if app.statuscode != 0:
             raise SiteError(f"Sphinx could not build the site (status {app.statuscode}); see the messages above")
+        shutil.copytree(html_out, out, dirs_exist_ok=True)
     return [out / f"{name}.html" for name in NOTEBOOKS]
 
 
