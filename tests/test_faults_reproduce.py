@@ -121,6 +121,20 @@ def test_a_notebook_that_ran_replaces_exactly_its_own_outputs(tmp_path):
     assert not (root / "results/cache/staging/01_ssm_zoh_discretization").exists()
 
 
+def test_the_kernel_talks_over_private_unix_sockets_and_prints_no_tcp_warning(tmp_path, capfd):
+    record_transport = (
+        "import os, pathlib\n"
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "stage = pathlib.Path(os.environ['MH_STAGING_DIR']) / 'results' / 'tables' / 'smoke'\n"
+        "stage.mkdir(parents=True, exist_ok=True)\n"
+        "(stage / '01_transport.txt').write_text(IPKernelApp.instance().transport)"
+    )
+    root = fake_repository(tmp_path, ["PROFILE = 'auto'", record_transport])
+    execute("01_ssm_zoh_discretization", root, PARAMETERS, None)
+    assert (root / "results/tables/smoke/01_transport.txt").read_text() == "ipc"
+    assert "without encryption" not in capfd.readouterr().err
+
+
 def test_an_output_without_the_notebooks_prefix_is_refused(tmp_path):
     stage = tmp_path / "stage"
     (stage / "figures" / "smoke").mkdir(parents=True)

@@ -232,6 +232,8 @@ def execute(name: str, root: Path, parameters: dict, data_dir: str | None) -> fl
     Returns its wall seconds. On a failing cell: NotebookFailed naming the executed copy that shows the error."""
     import papermill
 
+    from mh.repro.kernels import LocalSocketKernelManager
+
     print(f"[reproduce] {name} (profile {parameters['PROFILE']})", flush=True)
     begin = time.perf_counter()
     stage = root / "results" / "cache" / "staging" / name
@@ -249,6 +251,7 @@ def execute(name: str, root: Path, parameters: dict, data_dir: str | None) -> fl
                 kernel_name="python3",
                 cwd=str(root / "notebooks"),
                 progress_bar=False,
+                kernel_manager_class=LocalSocketKernelManager,
             )
     except Exception as error:
         failed = root / "results" / "cache" / "failed" / name
