@@ -52,7 +52,9 @@ import open_clip
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+from torchvision import transforms
 
 from mh.family.mamba1 import Mamba1
 from mh.weights import LoadReport, load_weights
@@ -78,6 +80,19 @@ def tokenize(captions: list[str] | str, context_length: int = CONTEXT_LENGTH) ->
     """Captions → CLIP BPE token ids (n, context_length), int64: start token, the BPE of the lower-cased,
     cleaned text (cut so that the end token fits), end token, zero padding. open_clip's tokenizer."""
     return open_clip.tokenize([captions] if isinstance(captions, str) else list(captions), context_length)
+
+
+def clip_image_transform(image_size: int) -> transforms.Compose:
+    """PIL image → (3, image_size, image_size) float tensor normalised as OpenAI's CLIP was trained (its mean and
+    standard deviation, open_clip's constants). A plain resize to a square for every split: the released loader's
+    query/retrieval preprocessing (its training images are resized by the shorter side and centre-cropped)."""
+    return transforms.Compose(
+        [
+            transforms.Resize((image_size, image_size)),
+            transforms.ToTensor(),
+            transforms.Normalize(OPENAI_DATASET_MEAN, OPENAI_DATASET_STD),
+        ]
+    )
 
 
 def decode(tokens: torch.Tensor) -> list[str]:

@@ -10,6 +10,7 @@ optimised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,8 +46,11 @@ def train_cagmh(
     cubic: str = "fixed",
     seed: int = 0,
     progress: bool = True,
+    after_epoch: Callable[[CAGMH], dict] | None = None,
 ) -> CagmhTraining:
-    """Train ``model`` in place for ``epochs`` over ``train_set``; returns the loss history (seeded)."""
+    """Train ``model`` in place for ``epochs`` over ``train_set``; returns the loss history (seeded).
+    ``after_epoch(model)``, when given, measures the model after each epoch (e.g. validation mAP); its dict joins
+    that epoch's history row."""
     seed_everything(seed)
     num_classes = train_set.labels.shape[1]
     result = CagmhTraining(
@@ -78,7 +82,12 @@ def train_cagmh(
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        result.history.append({"epoch": epoch, "loss": float(np.mean(losses))})
+        row = {"epoch": epoch, "loss": float(np.mean(losses))}
+        if after_epoch is not None:
+            with torch.random.fork_rng(devices=[]):  # measuring must not change the training that follows
+                row |= after_epoch(model)
+            model.train()
+        result.history.append(row)
     return result
 
 

@@ -91,6 +91,34 @@ def dsph_split(size: int, query: int, train: int, seed: int = DSPH_SPLIT_SEED) -
     return {"query": order[:query], "train": order[query : query + train], "database": order[query:]}
 
 
+def carve_validation(train: PairedSet, query: int, database: int, seed: int = 0) -> dict[str, PairedSet]:
+    """Validation pairs held out of the training pairs, so that settings are chosen without the query set:
+    {"train": the rest, "validation_query": ``query`` pairs, "validation_database": ``database`` pairs} (a
+    seeded permutation; the validation database is never trained on, as the protocol's database is not)."""
+    if query < 1 or database < 1 or query + database >= len(train):
+        raise ValueError(
+            f"{query} validation queries + {database} validation database pairs must be at least 1 each and "
+            f"leave training pairs out of {len(train)}; ask for fewer"
+        )
+    order = np.random.default_rng(seed).permutation(len(train))
+    chosen = {
+        "train": order[query + database :],
+        "validation_query": order[:query],
+        "validation_database": order[query : query + database],
+    }
+
+    def part(name: str, indices: np.ndarray) -> PairedSet:
+        return PairedSet(
+            train.labels[indices],
+            f"{train.source}, {name} ({len(indices)} of its pairs, seed {seed})",
+            paths=[train.paths[i] for i in indices] if train.paths is not None else None,
+            arrays=train.arrays[indices] if train.arrays is not None else None,
+            captions=[train.captions[i] for i in indices],
+        )
+
+    return {name: part(name, np.sort(indices)) for name, indices in chosen.items()}
+
+
 def caption_for(classes: list[int]) -> str:
     """Tile classes in reading order → "a cat, a ship and two dogs" (classes named in first-seen order)."""
     counts = {}
