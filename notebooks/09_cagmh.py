@@ -29,7 +29,7 @@ OUT_DIR = ".."
 BITS = 64
 COUNT_BITS = [16, 32, 64]
 TILES = 2  # images per mosaic: 2 side by side, or 4 in a 2 × 2 grid
-RELEVANCE = "class_set"  # relevant = the same set of classes (chance ≈ 0.02); "shared_class": any shared class
+RELEVANCE = "class_set"  # relevant if the same set of classes (chance ≈ 0.02); "shared_class": if any class is shared
 MOSAICS = {"smoke": {"train": 1000, "query": 100, "database": 500},
            "cpu": {"train": 4000, "query": 500, "database": 4000},
            "gpu": {"train": 5000, "query": 1000, "database": 5000},

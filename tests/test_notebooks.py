@@ -62,3 +62,13 @@ def test_unknown_notebook_is_refused():
     from mh.repro.reproduce import main
 
     assert main(["--only", "07_missing"]) == 2
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_papermill_reads_every_name_of_the_parameters_cell(name):
+    papermill = pytest.importorskip("papermill")
+    notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    cell = next(cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", []))
+    names = {statement.targets[0].id for statement in ast.parse(cell.source).body}
+    # papermill skips (with a warning) a line holding more than one "=", e.g. one inside a trailing comment
+    assert set(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))) == names
