@@ -200,12 +200,12 @@ def verify_images(subset: PoolSubset, level: str = "full", name: str = "images",
         raise ValueError(f"verify level must be one of {VERIFY_LEVELS}; got {level!r}")
     if level == "none" or subset.pool.paths is None:  # decoded arrays (torchvision's batches) need no check
         return 0
-    from tqdm.auto import tqdm
+    from mh.progress import progress_bar  # tqdm.auto only when images are verified
 
     paths = [subset.pool.paths[int(index)] for index in subset.indices]
     problems = [
         problem
-        for path in tqdm(paths, desc=f"verify {name}", disable=not progress, leave=False)
+        for path in progress_bar(paths, f"verify {name}", progress, leave=False)
         if (problem := _image_problem(path, level)) is not None
     ]
     if problems:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import torch
 from torch.utils.data import DataLoader, Subset
-from tqdm.auto import tqdm
 
 from mh.binary import binarize
 from mh.fastpath import fast_plan
+from mh.progress import progress_bar
 from mh.tensordata import ImageCache, cached_eval_batches
 
 
@@ -53,7 +53,7 @@ def encode(
     model.eval()
     batches = _batches(dataset, batch_size, device, num_workers, plan.tensor_data, rows)
     codes, labels = [], []
-    for images, batch_labels in tqdm(batches, desc=description, disable=not progress, leave=False):
+    for images, batch_labels in progress_bar(batches, description, progress, leave=False):
         output = plan.run(forward or model, images.to(device, non_blocking=True), device)
         if not bool(torch.isfinite(output).all()):
             raise ValueError(

@@ -34,6 +34,7 @@ from mh.fastpath import Compiled, FastPlan, fast_plan, set_learning_rates
 from mh.losses import HashingLoss
 from mh.metrics import mean_average_precision
 from mh.profiles import Profile
+from mh.progress import progress_bar
 from mh.schedules import rate_factor
 from mh.tensordata import CachedBatches, ImageCache
 
@@ -225,7 +226,7 @@ def train_one_epoch(
     follows ``rate_factor`` over the run's ``epochs × len(loader)`` steps: a linear warm-up over the first
     ``warmup_steps``, then ``schedule`` (steps counted from epoch 0, so a resumed run continues the same
     schedule)."""
-    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+    bar = progress_bar(loader, f"epoch {epoch + 1}/{epochs}", progress, leave=False)
     log = StepLog(epoch + 1, log_every, bar, parts.collective)
     for step, (images, labels, indices) in enumerate(bar):
         if warmup_steps > 0 or schedule != "constant":

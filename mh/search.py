@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from mh.binary import label_rows, matching_label_rows, pack_codes
 from mh.checks import int_in_range, one_of, positive_int
 from mh.cli import OneLineParser, add_debug_flag, cli_errors, returns_status
 from mh.codes import CodeSet
 from mh.io import atomic_output, load_checkpoint, read_json, reading
+from mh.progress import progress_bar
 
 INDEX_KINDS = ("flat", "hash", "multihash", "ivf", "hnsw")
 ADD_CHUNK = 100_000
@@ -154,7 +154,7 @@ class CodeIndex:
         if not index.is_trained:
             sample = np.random.default_rng(0).permutation(len(packed))[: 64 * index.nlist]  # k-means on a sample
             index.train(np.ascontiguousarray(packed[np.sort(sample)]))
-        for start in tqdm(range(0, len(packed), ADD_CHUNK), desc=f"index {kind}", disable=not progress, leave=False):
+        for start in progress_bar(range(0, len(packed), ADD_CHUNK), f"index {kind}", progress, leave=False):
             index.add(np.ascontiguousarray(packed[start : start + ADD_CHUNK]))
         ids = np.arange(len(packed)) if ids is None else np.asarray(ids)
         return cls(index, bits, kind, ids, None if labels is None else np.asarray(labels), dict(metadata or {}))

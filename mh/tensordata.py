@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
-from tqdm.auto import tqdm
 
 from mh.data import IMAGENET_MEAN, IMAGENET_STD, TRANSFORM_STYLES, ImagePipeline, PoolSubset
+from mh.progress import progress_bar
 
 
 def cached_size(image_size: int, style: str) -> int:
@@ -89,7 +89,7 @@ class ImageCache:
         if key not in per_set:
             side = cached_size(image_size, style)
             loader = DataLoader(_Decoded(subset, side, style), batch_size=256, num_workers=num_workers)
-            chunks = list(tqdm(loader, desc=f"decode {len(subset)} images once", disable=not progress, leave=False))
+            chunks = list(progress_bar(loader, f"decode {len(subset)} images once", progress, leave=False))
             images = torch.cat(chunks) if chunks else torch.empty(0, 3, side, side, dtype=torch.uint8)
             per_set[key] = cls(images, subset.labels, image_size, style, pipeline.train)
         return per_set[key]

@@ -32,6 +32,7 @@ PAPER_CORE = {
     "metrics",
     "model",
     "profiles",
+    "progress",
     "registry",
     "rundir",
     "scan",

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from mh.binary import binarize
 from mh.engine import seed_everything
@@ -24,6 +23,7 @@ from mh.family.cagmh import CAGMH
 from mh.family.cagmh_losses import ClassBalanceCentreLoss, MultimodalProxyLoss
 from mh.family.paired_data import PairedDataset
 from mh.metrics import crossmodal_map
+from mh.progress import progress_bar
 
 
 @dataclass
@@ -73,7 +73,7 @@ def train_cagmh(
     model.train()
     for epoch in range(1, epochs + 1):
         losses = []
-        for images, tokens, labels, _ in tqdm(loader, desc=f"CAGMH epoch {epoch}/{epochs}", disable=not progress):
+        for images, tokens, labels, _ in progress_bar(loader, f"CAGMH epoch {epoch}/{epochs}", progress):
             images, tokens, labels = images.to(device), tokens.to(device), labels.to(device)
             image_codes, text_codes = model(images, tokens)
             loss = result.proxy_loss(image_codes, text_codes, labels)

@@ -18,10 +18,10 @@ import time
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from mh.binary import unpack_codes
 from mh.codes import retrieve
+from mh.progress import progress_bar
 from mh.search import CodeIndex, faiss_module
 
 GENERATION_CHUNK = 200_000
@@ -152,7 +152,7 @@ def scaling_study(
     reference and, at ``brute_force_at`` items, ``mh.codes.retrieve`` are timed beside the binary indexes."""
     rng = np.random.default_rng(seed)
     rows = []
-    for size in tqdm(sizes, desc="database sizes"):
+    for size in progress_bar(sizes, "database sizes"):
         for bits in bit_lengths:
             database = synthetic_codes(np.resize(balance, bits), size, rng)
             query_codes = near_duplicates(database, bits, queries, flip, rng)
