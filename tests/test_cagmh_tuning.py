@@ -104,6 +104,7 @@ def test_the_study_runs_the_notebooks_settings_and_records_its_choice(tmp_path, 
     curves = pd.read_csv(tmp_path / "smoke-cagmh-64bits.csv")
     record = json.loads((tmp_path / "smoke-cagmh-64bits.json").read_text())
     assert len(curves) == 2 and curves["validation_mean"].between(0, 1).all()
+    assert curves["validation_chance"].between(0, 1).all() and curves["validation_chance"].nunique() == 1
     assert (record["chosen_lr"], record["chosen_clip_lr"]) == chosen_rates(curves)
     assert record["train_pairs"] == 24 and record["notebook_settings"]["TILES"] == parameters["TILES"]
     assert "chosen: lr" in capsys.readouterr().out

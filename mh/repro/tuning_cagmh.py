@@ -31,12 +31,22 @@ from mh.family.cagmh_train import evaluate_cagmh, train_cagmh
 from mh.family.paired_data import PairedDataset, carve_validation, synthetic_mosaics
 from mh.io import PROJECT_ROOT, write_csv, write_json
 from mh.manifest import run_manifest
+from mh.metrics import chance_map
 from mh.profiles import resolve_profile
 from mh.repro.tuning import tuning_path
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "09_cagmh.ipynb"
 MODEL = "cagmh"
-CURVE_COLUMNS = ["lr", "clip_lr", "epoch", "loss", "validation_i2t", "validation_t2i", "validation_mean"]
+CURVE_COLUMNS = [
+    "lr",
+    "clip_lr",
+    "epoch",
+    "loss",
+    "validation_i2t",
+    "validation_t2i",
+    "validation_mean",
+    "validation_chance",
+]
 
 
 def notebook_parameters(notebook: Path = NOTEBOOK) -> dict:
@@ -91,7 +101,9 @@ def sweep(
     rates: list[tuple[float, float]], parameters: dict, profile: str, sets: dict, device: torch.device
 ) -> pd.DataFrame:
     """Train CAGMH once per (lr, clip_lr) on ``sets["train"]``; validation mAP in both directions after each
-    epoch. Returns the curves (``CURVE_COLUMNS``)."""
+    epoch, beside the validation split's chance level (``mh.metrics.chance_map``). Returns the curves
+    (``CURVE_COLUMNS``)."""
+    chance = chance_map(sets["validation_query"].labels, sets["validation_database"].labels)
     rows = []
     for lr, clip_lr in rates:
         torch.manual_seed(parameters["SEED"])
@@ -114,8 +126,9 @@ def sweep(
         )
         for row in training.history:
             mean = (row["validation_i2t"] + row["validation_t2i"]) / 2
-            rows.append({"lr": lr, "clip_lr": clip_lr, **row, "validation_mean": mean})
-        print(f"[tuning] lr {lr:g}, clip_lr {clip_lr:g}: validation mAP {rows[-1]['validation_mean']:.4f} (mean)")
+            rows.append({"lr": lr, "clip_lr": clip_lr, **row, "validation_mean": mean, "validation_chance": chance})
+        last = rows[-1]["validation_mean"]
+        print(f"[tuning] lr {lr:g}, clip_lr {clip_lr:g}: validation mAP {last:.4f} (mean), chance {chance:.4f}")
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
