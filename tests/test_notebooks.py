@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from mh.repro.reproduce import NOTEBOOKS
+from mh.repro.tuning_cagmh import notebook_parameters
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 REQUIRED_PARAMETERS = {"PROFILE", "SEED", "DEVICE", "DATA_DIR", "OUT_DIR"}
@@ -67,8 +68,6 @@ def test_unknown_notebook_is_refused():
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_papermill_reads_every_name_of_the_parameters_cell(name):
     papermill = pytest.importorskip("papermill")
-    notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
-    cell = next(cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", []))
-    names = {statement.targets[0].id for statement in ast.parse(cell.source).body}
+    path = NOTEBOOK_DIR / f"{name}.ipynb"
     # papermill skips (with a warning) a line holding more than one "=", e.g. one inside a trailing comment
-    assert set(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))) == names
+    assert set(papermill.inspect_notebook(str(path))) == set(notebook_parameters(path))

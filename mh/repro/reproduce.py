@@ -52,6 +52,7 @@ from mh.datasets import dataset_entry
 from mh.io import PROJECT_ROOT, read_json, write_json
 from mh.manifest import lock_record, run_manifest
 from mh.profiles import NOTEBOOK_PROFILES, comparison_profile, resolve_profile
+from mh.progress import SWITCH_VARIABLE as PROGRESS_SWITCH_VARIABLE
 from mh.repro.checkout_lock import checkout_lock
 from mh.repro.fetch import HOW_TO_FETCH, fetch_missing
 from mh.repro.outputs import manifest_path, output_folder, output_folders, presented_profile
@@ -206,7 +207,7 @@ def run_stamps(root: Path, profile: str) -> dict[str, int]:
 def kernel_environment(data_dir: str | None, staging: Path | None = None):
     """Environment the notebook kernels inherit: no progress bars, no widgets ($MH_BATCH_RUN), the data directory
     as $MH_DATA_DIR, the staging directory as $MH_STAGING_DIR."""
-    changes = {"TQDM_DISABLE": "1", BATCH_VARIABLE: "1"}
+    changes = {PROGRESS_SWITCH_VARIABLE: "1", BATCH_VARIABLE: "1"}
     if data_dir:
         changes["MH_DATA_DIR"] = str(Path(data_dir).resolve())
     if staging:

@@ -75,7 +75,8 @@ def parse_rates(entries: list[str]) -> list[tuple[float, float]]:
 
 def validation_sets(parameters: dict, profile: str, pool: ImagePool, query: int, database: int) -> dict:
     """The notebook's training mosaics for ``profile`` split into train / validation_query / validation_database
-    PairedDatasets (the notebook's query and database mosaics are never made)."""
+    PairedDatasets (the notebook's query and database mosaics are never made). They are the notebook's because
+    ``synthetic_mosaics`` cuts its parts in order from one seeded permutation and ``"train"`` comes first."""
     if profile not in parameters["MOSAICS"]:
         raise ValueError(f"notebook 09 has no mosaic counts for profile {profile!r}: {sorted(parameters['MOSAICS'])}")
     train_count = parameters["MOSAICS"][profile]["train"]
@@ -104,15 +105,15 @@ def sweep(
     epoch, beside the validation split's chance level (``mh.metrics.chance_map``). Returns the curves
     (``CURVE_COLUMNS``)."""
     chance = chance_map(sets["validation_query"].labels, sets["validation_database"].labels)
+
+    def validation(trained: CAGMH) -> dict:
+        scores = evaluate_cagmh(trained, sets["validation_query"], sets["validation_database"])
+        return {"validation_i2t": scores["i2t"], "validation_t2i": scores["t2i"]}
+
     rows = []
     for lr, clip_lr in rates:
         torch.manual_seed(parameters["SEED"])
         model = CAGMH(parameters["BITS"], **model_shape(parameters, profile)).to(device)
-
-        def validation(trained: CAGMH) -> dict:
-            scores = evaluate_cagmh(trained, sets["validation_query"], sets["validation_database"])
-            return {"validation_i2t": scores["i2t"], "validation_t2i": scores["t2i"]}
-
         training = train_cagmh(
             model,
             sets["train"],
