@@ -3,6 +3,7 @@ swapped in only when it ran to the end, trained runs never deleted (a stale one 
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import nbformat
@@ -10,6 +11,7 @@ import pytest
 from test_train import tiny_config, tiny_data
 
 from mh.repro.reproduce import (
+    ALLOCATOR_SETTINGS,
     NotebookFailed,
     ReproduceInputError,
     execute,
@@ -133,6 +135,24 @@ def test_the_kernel_talks_over_private_unix_sockets_and_prints_no_tcp_warning(tm
     execute("01_ssm_zoh_discretization", root, PARAMETERS, None)
     assert (root / "results/tables/smoke/01_transport.txt").read_text() == "ipc"
     assert "without encryption" not in capfd.readouterr().err
+
+
+def test_the_kernel_starts_with_the_allocator_settings_and_a_users_own_value_wins(tmp_path, monkeypatch):
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TOP_PAD_", "12345")
+    record_environment = (
+        "import json, os, pathlib\n"
+        "stage = pathlib.Path(os.environ['MH_STAGING_DIR']) / 'results' / 'tables' / 'smoke'\n"
+        "stage.mkdir(parents=True, exist_ok=True)\n"
+        "names = ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_']\n"
+        "(stage / '01_environment.json').write_text(json.dumps({name: os.environ.get(name) for name in names}))"
+    )
+    root = fake_repository(tmp_path, ["PROFILE = 'auto'", record_environment])
+    execute("01_ssm_zoh_discretization", root, PARAMETERS, None)
+    seen = json.loads((root / "results/tables/smoke/01_environment.json").read_text())
+    assert seen == {**ALLOCATOR_SETTINGS, "MALLOC_TOP_PAD_": "12345"}
+    assert "MALLOC_MMAP_THRESHOLD_" not in os.environ  # this process is left as it was
 
 
 def test_an_output_without_the_notebooks_prefix_is_refused(tmp_path):

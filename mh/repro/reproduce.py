@@ -203,11 +203,24 @@ def run_stamps(root: Path, profile: str) -> dict[str, int]:
     }
 
 
+# glibc's malloc returns large freed blocks to the kernel and faults them in again on the next call: the pure-PyTorch
+# scan's temporaries cost as much system time as arithmetic (notebook 08 under make rehearse: 2,749 s system against
+# 2,810 s user). Serving blocks under 32 MiB from a heap that is trimmed only above 4 GiB keeps them; measured by
+# benchmarks/bench_allocator.py (results/bench/allocator-cpu-*.json). A value the user has set is left alone.
+ALLOCATOR_SETTINGS = {
+    "MALLOC_MMAP_THRESHOLD_": str(32 * 2**20),
+    "MALLOC_TRIM_THRESHOLD_": str(4 * 2**30),
+    "MALLOC_TOP_PAD_": str(2**30),
+}
+
+
 @contextlib.contextmanager
 def kernel_environment(data_dir: str | None, staging: Path | None = None):
     """Environment the notebook kernels inherit: no progress bars, no widgets ($MH_BATCH_RUN), the data directory
-    as $MH_DATA_DIR, the staging directory as $MH_STAGING_DIR."""
-    changes = {PROGRESS_SWITCH_VARIABLE: "1", BATCH_VARIABLE: "1"}
+    as $MH_DATA_DIR, the staging directory as $MH_STAGING_DIR, and glibc's allocator kept from returning memory it
+    will need again (``ALLOCATOR_SETTINGS``, unless already set)."""
+    changes = {name: value for name, value in ALLOCATOR_SETTINGS.items() if name not in os.environ}
+    changes |= {PROGRESS_SWITCH_VARIABLE: "1", BATCH_VARIABLE: "1"}
     if data_dir:
         changes["MH_DATA_DIR"] = str(Path(data_dir).resolve())
     if staging:
