@@ -291,6 +291,20 @@ def test_synthetic_mosaics_are_seeded_disjoint_and_labelled_by_their_tiles():
         synthetic_mosaics(pool, {"train": 16}, seed=0)
 
 
+def test_a_one_tile_mosaic_is_the_image_itself_captioned_and_labelled_by_its_class():
+    from mh.metrics import chance_map
+
+    arrays = np.random.default_rng(4).integers(0, 256, (300, 32, 32, 3), dtype=np.uint8)
+    pool = ImagePool(labels=np.arange(300) % 10, source="test", arrays=arrays)
+    parts = synthetic_mosaics(pool, {"query": 40, "database": 200}, seed=5, tiles=1, relevance="class_set")
+    assert parts["query"].arrays.shape == (40, 32, 32, 3) and parts["query"].labels.shape == (40, 10)
+    for sample in range(5):
+        source = int(np.flatnonzero([np.array_equal(parts["query"].arrays[sample], a) for a in arrays])[0])
+        assert np.flatnonzero(parts["query"].labels[sample]).tolist() == [source % 10]
+        assert parts["query"].captions[sample] == caption_for([source % 10])  # e.g. "a cat", "an airplane"
+    assert 0.05 < chance_map(parts["query"].labels, parts["database"].labels) < 0.2  # one class of ten
+
+
 def test_two_tile_mosaics_labelled_by_their_class_set_have_a_low_stated_chance_level():
     from mh.family.paired_data import class_sets
     from mh.metrics import chance_map

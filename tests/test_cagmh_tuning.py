@@ -101,13 +101,19 @@ def test_the_study_runs_the_notebooks_settings_and_records_its_choice(tmp_path, 
     monkeypatch.setattr(tuning, "TUNING_DIR", tmp_path)
     arguments = ["--profile", "smoke", "--rates", "1e-3:1e-4", "1e-2:1e-3", "--device", "cpu"]
     assert tuning_cagmh.main([*arguments, "--validation-query", "6", "--validation-database", "10"]) == 0
-    curves = pd.read_csv(tmp_path / "smoke-cagmh-64bits.csv")
-    record = json.loads((tmp_path / "smoke-cagmh-64bits.json").read_text())
+    name = f"smoke-cagmh-64bits-tiles{parameters['TILES']}"
+    curves = pd.read_csv(tmp_path / f"{name}.csv")
+    record = json.loads((tmp_path / f"{name}.json").read_text())
     assert len(curves) == 2 and curves["validation_mean"].between(0, 1).all()
     assert curves["validation_chance"].between(0, 1).all() and curves["validation_chance"].nunique() == 1
     assert (record["chosen_lr"], record["chosen_clip_lr"]) == chosen_rates(curves)
     assert record["train_pairs"] == 24 and record["notebook_settings"]["TILES"] == parameters["TILES"]
     assert "chosen: lr" in capsys.readouterr().out
+    other_design = 2 if parameters["TILES"] != 2 else 1
+    arguments = [*arguments, "--tiles", str(other_design), "--validation-query", "4", "--validation-database", "6"]
+    assert tuning_cagmh.main(arguments) == 0
+    record = json.loads((tmp_path / f"smoke-cagmh-64bits-tiles{other_design}.json").read_text())
+    assert record["notebook_settings"]["TILES"] == other_design  # another design, recorded beside the notebook's
 
 
 def test_a_profile_without_mosaic_counts_is_refused_in_one_line(monkeypatch, capsys):
@@ -117,12 +123,18 @@ def test_a_profile_without_mosaic_counts_is_refused_in_one_line(monkeypatch, cap
 
 
 def test_notebook_09_uses_the_rates_its_committed_records_chose():
+    """Records of the notebook's own mosaic design set its rates; records of another design (``--tiles``) are
+    evidence for the choice of ``TILES`` and must differ from the notebook in nothing else."""
     parameters = notebook_parameters()
     assert set(parameters["RATES"]) == set(parameters["MOSAICS"])
-    for record_path in sorted(tuning.TUNING_DIR.glob("*-cagmh-*bits.json")):
+    records = sorted(tuning.TUNING_DIR.glob("*-cagmh-*bits-tiles*.json"))
+    assert any(path.name.endswith(f"-tiles{parameters['TILES']}.json") for path in records)
+    for record_path in records:
         record = json.loads(record_path.read_text())
-        profile = record["profile"]
-        assert tuple(parameters["RATES"][profile]) == (record["chosen_lr"], record["chosen_clip_lr"]), record_path
-        settings = record["notebook_settings"]
-        assert settings == {name: parameters[name] for name in settings}, f"{record_path} tuned other settings"
+        profile, settings = record["profile"], record["notebook_settings"]
+        assert record_path.name.endswith(f"-tiles{settings['TILES']}.json")
+        if settings["TILES"] == parameters["TILES"]:
+            assert tuple(parameters["RATES"][profile]) == (record["chosen_lr"], record["chosen_clip_lr"]), record_path
+        others = {name: value for name, value in settings.items() if name != "TILES"}
+        assert others == {name: parameters[name] for name in others}, f"{record_path} tuned other settings"
         assert record["epochs_per_setting"] == parameters["EPOCHS"][profile]

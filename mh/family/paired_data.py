@@ -9,10 +9,11 @@ Split (DSPH/CAGMH): one NumPy permutation seeded with 1814; the first ``query`` 
 next ``train`` the training set, every sample but the queries the retrieval database (train ⊂ database).
 
 Synthetic CIFAR-10 mosaics (**synthetic**, made here, not a benchmark): each sample is a mosaic of four (2 × 2)
-or two (side by side) CIFAR-10 images, its caption generated from the class names in reading order ("a cat, a
-ship and two dogs"), its label either the multi-hot set of its classes (relevant: a shared class) or the one
-set of classes it shows (relevant: the same set; a low chance level). Train, query and database mosaics take
-their tiles from disjoint CIFAR-10 images. Seeded: the same arguments give the same mosaics.
+or two (side by side) CIFAR-10 images, or one image alone, its caption generated from the class names in
+reading order ("a cat, a ship and two dogs"), its label either the multi-hot set of its classes (relevant: a
+shared class) or the one set of classes it shows (relevant: the same set; a low chance level). Train, query
+and database mosaics take their tiles from disjoint CIFAR-10 images. Seeded: the same arguments give the same
+mosaics.
 """
 
 from __future__ import annotations
@@ -134,12 +135,12 @@ def caption_for(classes: list[int]) -> str:
 
 
 RELEVANCE = ("shared_class", "class_set")
-LAYOUTS = {4: (2, 2), 2: (1, 2)}  # tiles per mosaic → (rows, columns)
+LAYOUTS = {4: (2, 2), 2: (1, 2), 1: (1, 1)}  # tiles per mosaic → (rows, columns)
 
 
 def class_sets(tiles: int, classes: int = len(CIFAR10_CLASSES)) -> list[tuple[int, ...]]:
     """Every multiset of ``tiles`` classes, sorted: the label space of ``relevance="class_set"`` mosaics
-    (55 sets for 2 tiles of 10 classes, 715 for 4)."""
+    (the 10 classes for 1 tile, 55 sets for 2 tiles of 10 classes, 715 for 4)."""
     return list(itertools.combinations_with_replacement(range(classes), tiles))
 
 
@@ -147,14 +148,15 @@ def synthetic_mosaics(
     pool: ImagePool, sizes: dict[str, int], seed: int = 0, tiles: int = 4, relevance: str = "shared_class"
 ) -> dict[str, PairedSet]:
     """**Synthetic** CIFAR-10 mosaics: {part: PairedSet of ``sizes[part]`` mosaics of ``tiles`` 32 × 32 images}
-    (4: a 2 × 2 grid, 64 × 64 px; 2: side by side, 32 × 64 px); tiles of different parts come from disjoint
-    CIFAR-10 images (a seeded permutation of the pool, cut in consecutive blocks).
+    (4: a 2 × 2 grid, 64 × 64 px; 2: side by side, 32 × 64 px; 1: the image alone, captioned "a cat"); tiles of
+    different parts come from disjoint CIFAR-10 images (a seeded permutation of the pool, cut in consecutive
+    blocks).
 
     ``relevance`` says which mosaics count as relevant to each other through the labels it writes:
     ``shared_class`` — multi-hot class rows (N, 10), relevant when they share a class (as on MIRFlickr); with 4
     tiles nearly every pair shares one, so a random ranking already scores about 0.8 mAP. ``class_set`` — one-hot
     rows over ``class_sets(tiles)``, relevant only when the mosaics show the same set of classes: a random
-    ranking scores about 0.02 with 2 tiles (``mh.metrics.chance_map`` states it exactly)."""
+    ranking scores about 0.02 with 2 tiles, about 0.1 with 1 (``mh.metrics.chance_map`` states it exactly)."""
     if tiles not in LAYOUTS:
         raise ValueError(f"tiles must be one of {sorted(LAYOUTS)}; got {tiles}")
     if relevance not in RELEVANCE:

@@ -1,17 +1,18 @@
 """Choose CAGMH's two learning rates on validation mosaics carved from its training mosaics — never the queries.
 
     python -m mh.repro.tuning_cagmh --profile cpu --rates 1e-3:1e-4 3e-3:1e-4 1e-3:3e-4
-        [--validation-query 250] [--validation-database 750] [--data-dir DIR]
+        [--tiles N] [--validation-query 250] [--validation-database 750] [--data-dir DIR]
 
 Notebook 09 trains CAGMH on synthetic CIFAR-10 mosaics with AdamW in three groups: CLIP at ``clip_lr``; the Mamba
 block, the hash heads and the losses' proxies at ``lr`` (``mh.family.cagmh_train``). This study reads every other
 setting from notebook 09's own parameters cell — tiles, relevance, the profile's mosaic counts and epochs, the
-reduced CLIP's shape, batch size, bits, seed — so that it tunes what the notebook trains. From the profile's
-training mosaics it holds out validation queries and a validation database
+reduced CLIP's shape, batch size, bits, seed — so that it tunes what the notebook trains; ``--tiles`` measures
+another mosaic design under the same settings (the evidence behind notebook 09's choice of ``TILES``). From
+the profile's training mosaics it holds out validation queries and a validation database
 (``mh.family.paired_data.carve_validation``), trains each ``lr:clip_lr`` pair on the rest and scores both
 directions after every epoch. The choice — the highest mean of image → text and text → image validation mAP
-after the last epoch — and every curve go to ``results/tuning/<profile>-cagmh-<bits>bits.{csv,json}``; notebook
-09's ``RATES[profile]`` must name it (a test checks).
+after the last epoch — and every curve go to ``results/tuning/<profile>-cagmh-<bits>bits-tiles<tiles>.{csv,json}``;
+for the notebook's own ``TILES``, notebook 09's ``RATES[profile]`` must name it (a test checks).
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m mh.repro.tuning_cagmh", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="cpu", help="a profile with mosaic counts in notebook 09")
     parser.add_argument("--rates", nargs="+", required=True, help="lr:clip_lr pairs, e.g. 1e-3:1e-4 3e-3:1e-4")
+    parser.add_argument("--tiles", type=int, help="images per mosaic (default: notebook 09's TILES)")
     parser.add_argument("--validation-query", type=int, default=250, help="validation queries")
     parser.add_argument("--validation-database", type=int, default=750, help="validation database, not trained on")
     parser.add_argument("--data-dir", help="CIFAR-10 location (default $MH_DATA_DIR, else ./data)")
@@ -152,11 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     args = add_debug_flag(parser).parse_args(argv)
     with cli_errors(args.debug):
         rates, parameters = parse_rates(args.rates), notebook_parameters()
+        if args.tiles is not None:
+            parameters["TILES"] = args.tiles
         pool = load_cifar10_pool(args.data_dir)
         sets = validation_sets(parameters, args.profile, pool, args.validation_query, args.validation_database)
         device = resolve_device(args.device)
         curves = sweep(rates, parameters, args.profile, sets, device)
-    path = tuning_path(args.profile, MODEL, parameters["BITS"])
+    path = tuning_path(args.profile, MODEL, parameters["BITS"], study=f"tiles{parameters['TILES']}")
     lr, clip_lr = chosen_rates(curves)
     write_csv(path.with_suffix(".csv"), curves.to_dict("records"))
     settings = ("BITS", "SEED", "TILES", "RELEVANCE", "BATCH_SIZE", "REDUCED_CLIP")
