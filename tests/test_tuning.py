@@ -1,5 +1,7 @@
 """Choosing the smoke optimiser on held-out training images: the split, the rule, and the profile's agreement."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,3 +134,17 @@ def test_the_cpu_profile_uses_the_committed_sweeps_choice_on_the_full_protocol()
     assert record["epochs_per_setting"] == cpu.epochs == curves["epoch"].max()
     assert record["profile_settings"]["subset"] is None and record["profile_settings"]["model_size"] == cpu.model_size
     assert cpu.seeds >= 2 and cpu.headline_seeds >= 3 and set(cpu.bits) == {16, 32, 48, 64}
+
+
+def test_a_models_own_sweep_gives_its_knobs_and_without_one_the_profiles_apply(tmp_path, monkeypatch):
+    from mh.profiles import KNOBS
+    from mh.repro import tuning
+
+    monkeypatch.setattr(tuning, "TUNING_DIR", tmp_path)
+    assert tuning.chosen_knobs("cpu", "mpvh", 48) == {}
+    record = {"profile": "cpu", "chosen_optimizer": "adam", "chosen_learning_rate": 3e-4, "chosen_batch_size": 16}
+    (tmp_path / "cpu-mpvh-48bits.json").write_text(json.dumps({**record, "criterion": "validation mAP"}))
+    knobs = tuning.chosen_knobs("cpu", "mpvh", 48)
+    assert knobs == {"optimizer": "adam", "learning_rate": 3e-4, "batch_size": 16}
+    assert set(knobs) <= {field.name for field in KNOBS}
+    assert tuning.chosen_knobs("cpu", "mpvh", 64) == {} and tuning.chosen_knobs("smoke", "mpvh", 48) == {}

@@ -253,6 +253,16 @@ def read_tuning(profile: str, model: str = "mambahash", bits: int = 48, study: s
     return pd.read_csv(_committed(profile, model, bits, study, ".csv"))
 
 
+def chosen_knobs(profile: str, model: str, bits: int) -> dict:
+    """The knobs the committed sweep of ``model`` at ``bits`` chose under ``profile`` (``optimizer``,
+    ``learning_rate``, ``batch_size``, …) as training-config overrides; {} when there is no such sweep, so that
+    the profile's own knobs apply (they were chosen for MambaHash)."""
+    if not has_tuning(profile, model=model, bits=bits):
+        return {}
+    record = tuning_record(profile, model, bits)
+    return {key.removeprefix("chosen_"): value for key, value in record.items() if key.startswith("chosen_")}
+
+
 def tuning_record(profile: str, model: str = "mambahash", bits: int = 48, study: str | None = None) -> dict:
     """The committed sweep's manifest and choice (``chosen_optimizer``, ``chosen_learning_rate``, …; the
     ``"epochs"`` study's also ``chosen_epochs``)."""
