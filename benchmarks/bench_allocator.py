@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from mh.io import write_json
 from mh.manifest import device_description, run_manifest
 from mh.repro.reproduce import ALLOCATOR_SETTINGS
 
@@ -102,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": samples,
             "manifest": run_manifest("bench", "cpu", command=" ".join([Path(sys.argv[0]).name, *arguments])),
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"wrote {os.path.relpath(args.json)}")
+        print(f"wrote {os.path.relpath(write_json(args.json, result))}")
     return 0
 
 

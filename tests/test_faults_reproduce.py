@@ -123,14 +123,20 @@ def test_a_notebook_that_ran_replaces_exactly_its_own_outputs(tmp_path):
     assert not (root / "results/cache/staging/01_ssm_zoh_discretization").exists()
 
 
-def test_the_kernel_talks_over_private_unix_sockets_and_prints_no_tcp_warning(tmp_path, capfd):
-    record_transport = (
-        "import os, pathlib\n"
-        "from ipykernel.kernelapp import IPKernelApp\n"
+def kernel_records(file_name: str, text: str, setup: str = "") -> str:
+    """Notebook source that runs ``setup``, then writes the expression ``text`` to results/tables/smoke/``file_name``
+    in the kernel's staging directory: what the kernel saw, for the test to read."""
+    return (
+        f"import os, pathlib\n{setup}"
         "stage = pathlib.Path(os.environ['MH_STAGING_DIR']) / 'results' / 'tables' / 'smoke'\n"
         "stage.mkdir(parents=True, exist_ok=True)\n"
-        "(stage / '01_transport.txt').write_text(IPKernelApp.instance().transport)"
+        f"(stage / {file_name!r}).write_text({text})"
     )
+
+
+def test_the_kernel_talks_over_private_unix_sockets_and_prints_no_tcp_warning(tmp_path, capfd):
+    setup = "from ipykernel.kernelapp import IPKernelApp\n"
+    record_transport = kernel_records("01_transport.txt", "IPKernelApp.instance().transport", setup)
     root = fake_repository(tmp_path, ["PROFILE = 'auto'", record_transport])
     execute("01_ssm_zoh_discretization", root, PARAMETERS, None)
     assert (root / "results/tables/smoke/01_transport.txt").read_text() == "ipc"
@@ -141,13 +147,9 @@ def test_the_kernel_starts_with_the_allocator_settings_and_a_users_own_value_win
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     monkeypatch.setenv("MALLOC_TOP_PAD_", "12345")
-    record_environment = (
-        "import json, os, pathlib\n"
-        "stage = pathlib.Path(os.environ['MH_STAGING_DIR']) / 'results' / 'tables' / 'smoke'\n"
-        "stage.mkdir(parents=True, exist_ok=True)\n"
-        "names = ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_']\n"
-        "(stage / '01_environment.json').write_text(json.dumps({name: os.environ.get(name) for name in names}))"
-    )
+    setup = "import json\nnames = ['MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_']\n"
+    text = "json.dumps({name: os.environ.get(name) for name in names})"
+    record_environment = kernel_records("01_environment.json", text, setup)
     root = fake_repository(tmp_path, ["PROFILE = 'auto'", record_environment])
     execute("01_ssm_zoh_discretization", root, PARAMETERS, None)
     seen = json.loads((root / "results/tables/smoke/01_environment.json").read_text())
